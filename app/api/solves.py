@@ -1,0 +1,79 @@
+"""POST and GET solve jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Response
+from sqlalchemy.orm import Session
+
+from app.config import Settings, get_settings
+from app.db import get_session
+from app.errors import InputError
+from app.jobs import job_view, submit
+from app.models import SolveJob
+from app.queue import enqueue_solve
+from app.schemas import DEFAULT_TARGETS, SolveBody, SolveView
+from app.specs import SolveRequest, build_spec, parse_environment_platforms
+from app.targets import parse_targets
+
+router = APIRouter(prefix="/api/v1/solves", tags=["solves"])
+
+
+def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
+    spec = build_spec(
+        environment=body.environment,
+        channels=body.channels,
+        dependencies=body.dependencies,
+        allowed_channels=settings.allowed_channel_entries,
+        channel_alias=settings.channel_alias,
+    )
+    raw_targets: list[Any]
+    if body.targets is not None:
+        raw_targets = [t if isinstance(t, str) else t.model_dump(exclude_none=True) for t in body.targets]
+    else:
+        raw_targets = parse_environment_platforms(body.environment) or list(DEFAULT_TARGETS)
+    targets = parse_targets(raw_targets, ["body", "targets"])
+    return SolveRequest(
+        spec=spec,
+        targets=tuple(targets),
+        exclude_newer=body.exclude_newer,
+        channel_priority=body.channel_priority,
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=SolveView,
+    responses={200: {"model": SolveView, "description": "an identical request already solved"}},
+)
+def create_solve(
+    body: SolveBody,
+    response: Response,
+    session: Session = Depends(get_session),
+    settings: Settings = Depends(get_settings),
+) -> dict[str, Any]:
+    try:
+        request = build_request(body, settings)
+    except InputError as exc:
+        raise HTTPException(status_code=422, detail=[exc.to_detail()]) from exc
+    job, created = submit(session, request, settings.dedupe_window)
+    if created:
+        enqueue_solve(job.id)
+    if job.status == "succeeded":
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/solves/{job.id}"
+    return job_view(job, settings.base_url)
+
+
+@router.get("/{job_id}", response_model=SolveView)
+def get_solve(
+    job_id: str,
+    session: Session = Depends(get_session),
+    settings: Settings = Depends(get_settings),
+) -> dict[str, Any]:
+    job = session.get(SolveJob, job_id)
+    if job is None:
+        raise HTTPException(status_code=404, detail=f"no solve job with id {job_id!r}")
+    return job_view(job, settings.base_url)

@@ -1,0 +1,76 @@
+"""Settings: the only place that reads the environment (prefix ``CONDARCHIVE_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Public channels a default install may fetch from. Names resolve through the channel
+#: alias; URLs are prefixes. Loopback and file:// URLs are never in here on purpose.
+DEFAULT_ALLOWED_CHANNELS = (
+    "conda-forge,bioconda,pytorch,nvidia,"
+    "https://repo.anaconda.com/pkgs/main,https://repo.anaconda.com/pkgs/r,"
+    "https://repo.anaconda.com/pkgs/msys2"
+)
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told, with the embedded default for each."""
+
+    model_config = SettingsConfigDict(env_prefix="CONDARCHIVE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./condarchive-data"))
+    database_url: str = ""  # default: SQLite under data_dir
+    broker_url: str = ""  # default: a SQLite-backed Celery broker under data_dir
+    public_url: str = ""  # base of links in responses; default http://{host}:{port}
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    allowed_channels: str = DEFAULT_ALLOWED_CHANNELS
+    channel_alias: str = "https://conda.anaconda.org"
+
+    solve_timeout: float = 300.0  # seconds, for fetching repodata and solving all targets
+    dedupe_window: float = 3600.0  # seconds an identical request reuses a finished solve
+    repodata_ttl: float = 600.0  # seconds a warm worker trusts its in-memory repodata
+    max_attempts: int = 3  # deliveries of one job before it ends as failed
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'condarchive.sqlite'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"condarchive-sqlite+sqlite:///{self.resolved_data_dir / 'broker.sqlite'}"
+
+    @property
+    def embedded(self) -> bool:
+        """True when no external database is configured (the one-command default)."""
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def repodata_cache_dir(self) -> Path:
+        return self.resolved_data_dir / "repodata-cache"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def allowed_channel_entries(self) -> list[str]:
+        return [entry.strip() for entry in self.allowed_channels.split(",") if entry.strip()]
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,200 @@
+"""Locks: the canonical form that names them, writing them once, reading them back.
+
+Lock id = sha256 of ``canonical_json({"version": 1, "targets": {<name>: {"platform",
+"virtual_packages", "packages": [{"url", "sha256", "md5", "size"} sorted by url]}}})``.
+It covers what a lock *is* (which files, for which targets), not how or when it was
+made, so the same result always gets the same id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.models import Lock, LockPackage, LockTarget, PackageFile
+from app.specs import format_time, sha256_of
+
+
+@dataclass(frozen=True)
+class LockedRecord:
+    """One resolved package file, as the worker hands it over."""
+
+    name: str
+    version: str
+    build: str
+    build_number: int
+    channel: str
+    subdir: str
+    url: str
+    filename: str
+    sha256: str | None
+    md5: str
+    size: int
+    depends: tuple[str, ...]
+    record: dict[str, Any]
+
+    @property
+    def content_key(self) -> str:
+        return self.sha256 or f"md5:{self.md5}"
+
+    def canonical(self) -> dict[str, Any]:
+        return {"url": self.url, "sha256": self.sha256, "md5": self.md5, "size": self.size}
+
+
+@dataclass(frozen=True)
+class LockedTarget:
+    name: str
+    platform: str
+    virtual_packages: tuple[str, ...]
+    records: tuple[LockedRecord, ...]
+
+
+def lock_canonical(targets: list[LockedTarget]) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "targets": {
+            t.name: {
+                "platform": t.platform,
+                "virtual_packages": sorted(t.virtual_packages),
+                "packages": sorted((r.canonical() for r in t.records), key=lambda p: p["url"]),
+            }
+            for t in targets
+        },
+    }
+
+
+def lock_id_of(targets: list[LockedTarget]) -> str:
+    return sha256_of(lock_canonical(targets))
+
+
+def _insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(table).on_conflict_do_nothing(), rows)
+
+
+def store_lock(
+    session: Session,
+    targets: list[LockedTarget],
+    spec: dict[str, Any],
+    spec_hash: str,
+    provenance: dict[str, Any],
+) -> str:
+    """Write the lock if it is new and return its id. An existing lock is never touched."""
+    lock_id = lock_id_of(targets)
+    records = {r.content_key + r.url: r for t in targets for r in t.records}
+    _insert_ignore(
+        session,
+        PackageFile,
+        [
+            {
+                "url": r.url,
+                "content_key": r.content_key,
+                "sha256": r.sha256,
+                "md5": r.md5,
+                "size": r.size,
+                "name": r.name,
+                "version": r.version,
+                "build": r.build,
+                "build_number": r.build_number,
+                "channel": r.channel,
+                "subdir": r.subdir,
+                "filename": r.filename,
+                "record": r.record,
+            }
+            for r in records.values()
+        ],
+    )
+    ids: dict[tuple[str, str], int] = {}
+    urls = sorted({r.url for r in records.values()})
+    for chunk_start in range(0, len(urls), 500):
+        chunk = urls[chunk_start : chunk_start + 500]
+        for pid, url, key in session.execute(
+            select(PackageFile.id, PackageFile.url, PackageFile.content_key).where(
+                PackageFile.url.in_(chunk)
+            )
+        ):
+            ids[(url, key)] = pid
+    _insert_ignore(
+        session,
+        Lock,
+        [{"id": lock_id, "spec": spec, "spec_hash": spec_hash, "provenance": provenance}],
+    )
+    _insert_ignore(
+        session,
+        LockTarget,
+        [
+            {
+                "lock_id": lock_id,
+                "name": t.name,
+                "platform": t.platform,
+                "virtual_packages": sorted(t.virtual_packages),
+            }
+            for t in targets
+        ],
+    )
+    _insert_ignore(
+        session,
+        LockPackage,
+        [
+            {"lock_id": lock_id, "target": t.name, "package_id": ids[(r.url, r.content_key)]}
+            for t in targets
+            for r in t.records
+        ],
+    )
+    return lock_id
+
+
+def package_view(package: PackageFile) -> dict[str, Any]:
+    return {
+        "name": package.name,
+        "version": package.version,
+        "build": package.build,
+        "build_number": package.build_number,
+        "channel": package.channel,
+        "subdir": package.subdir,
+        "url": package.url,
+        "filename": package.filename,
+        "sha256": package.sha256,
+        "md5": package.md5,
+        "size": package.size,
+        "depends": list(package.record.get("depends") or []),
+    }
+
+
+def lock_view(session: Session, lock: Lock) -> dict[str, Any]:
+    """The lock as the API returns it (and as every lockfile renderer reads it)."""
+    rows = session.execute(
+        select(LockPackage.target, PackageFile)
+        .join(PackageFile, PackageFile.id == LockPackage.package_id)
+        .where(LockPackage.lock_id == lock.id)
+    ).all()
+    by_target: dict[str, list[dict[str, Any]]] = {}
+    for target, package in rows:
+        by_target.setdefault(target, []).append(package_view(package))
+    return {
+        "id": lock.id,
+        "created_at": format_time(lock.created_at),
+        "spec": lock.spec,
+        "targets": {
+            t.name: {
+                "platform": t.platform,
+                "virtual_packages": list(t.virtual_packages),
+                "packages": sorted(
+                    by_target.get(t.name, []), key=lambda p: (p["name"], p["subdir"], p["url"])
+                ),
+            }
+            for t in lock.targets
+        },
+        "provenance": lock.provenance,
+    }
+
+
+def find_lock(session: Session, lock_id: str) -> Lock | None:
+    return session.get(Lock, lock_id)

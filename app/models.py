@@ -1,0 +1,133 @@
+"""ORM tables. Jobs are mutable; locks, their targets and package files are written once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class SolveJob(Base):
+    """One request to solve a spec for some targets. The database is the queue's truth."""
+
+    __tablename__ = "solve_jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), index=True)
+    spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Equal to request_hash while the job is queued or running, NULL after: a unique
+    # index on it makes N identical concurrent POSTs share one job.
+    active_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
+    stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    lock_id: Mapped[str | None] = mapped_column(ForeignKey("locks.id"), nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Lock(Base):
+    """An immutable solve result; its id is the sha256 of its canonical form."""
+
+    __tablename__ = "locks"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_hash: Mapped[str] = mapped_column(String(64), index=True)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    targets: Mapped[list[LockTarget]] = relationship(
+        back_populates="lock", order_by="LockTarget.name", lazy="selectin"
+    )
+
+
+class LockTarget(Base):
+    __tablename__ = "lock_targets"
+
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    virtual_packages: Mapped[list[Any]] = mapped_column(JSON)
+
+    lock: Mapped[Lock] = relationship(back_populates="targets")
+
+
+class PackageFile(Base):
+    """One distinct package file: its URL and the hashes it had when first locked."""
+
+    __tablename__ = "packages"
+    __table_args__ = (UniqueConstraint("url", "content_key", name="uq_packages_url_content"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(Text)
+    # sha256, or "md5:<md5>" for the old records that carry no sha256: a channel may
+    # replace a file under the same URL, and a lock must keep the bytes it resolved.
+    content_key: Mapped[str] = mapped_column(String(72))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[str] = mapped_column(String(255))
+    build: Mapped[str] = mapped_column(String(255))
+    build_number: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(Text)
+    subdir: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(512))
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)  # the full repodata record
+
+
+class LockPackage(Base):
+    __tablename__ = "lock_packages"
+    __table_args__ = (Index("ix_lock_packages_package", "package_id"),)
+
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.id"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(128), primary_key=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"), primary_key=True)
+
+    package: Mapped[PackageFile] = relationship(lazy="joined")

@@ -1,0 +1,105 @@
+"""Request and response models: what the API promises."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: conda-lock's default platforms, used when neither the request nor environment.yml names any.
+DEFAULT_TARGETS = ["linux-64", "osx-64", "win-64"]
+
+
+class TargetBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    platform: str
+    virtual_packages: list[str] = Field(default_factory=list)
+
+
+class SolveBody(BaseModel):
+    """`environment` (environment.yml text) or `channels` + `dependencies`."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "channels": ["conda-forge"],
+                    "dependencies": ["python=3.12", "numpy>=1.26,<2"],
+                    "targets": [
+                        "linux-64",
+                        "osx-arm64",
+                        {
+                            "name": "linux-64-cuda12",
+                            "platform": "linux-64",
+                            "virtual_packages": ["__cuda=12.4", "__glibc=2.28"],
+                        },
+                    ],
+                }
+            ]
+        },
+    )
+
+    environment: str | None = Field(default=None, description="environment.yml text")
+    channels: list[Any] | None = None
+    dependencies: list[Any] | None = None
+    targets: list[str | TargetBody] | None = Field(
+        default=None, description=f"platforms or target objects; default {DEFAULT_TARGETS}"
+    )
+    exclude_newer: datetime | None = Field(
+        default=None, description="solve as the channels stood at this time"
+    )
+    channel_priority: Literal["strict", "flexible", "disabled"] = "strict"
+
+
+class ErrorInfo(BaseModel):
+    kind: str
+    message: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class SolveView(BaseModel):
+    id: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    stage: str | None = None
+    progress: dict[str, str] = Field(default_factory=dict)
+    request_hash: str
+    spec_hash: str
+    created_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    lock_id: str | None = None
+    error: ErrorInfo | None = None
+    links: dict[str, str]
+
+
+class LockedPackageView(BaseModel):
+    name: str
+    version: str
+    build: str
+    build_number: int
+    channel: str
+    subdir: str
+    url: str
+    filename: str
+    sha256: str | None
+    md5: str
+    size: int
+    depends: list[str]
+
+
+class LockTargetView(BaseModel):
+    platform: str
+    virtual_packages: list[str]
+    packages: list[LockedPackageView]
+
+
+class LockView(BaseModel):
+    id: str
+    created_at: str | None
+    spec: dict[str, Any]
+    targets: dict[str, LockTargetView]
+    provenance: dict[str, Any]

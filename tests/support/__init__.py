@@ -1,0 +1,1 @@
+"""Helpers that build real conda channels for the tests."""

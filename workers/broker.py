@@ -1,0 +1,38 @@
+"""The embedded broker: kombu's SQLAlchemy transport on a SQLite file, tuned for one host.
+
+Messages persist on disk, so a job queued while `condarchive serve` is down is still
+there when it starts again (and the database sweeper re-sends any that are not).
+kombu passes every transport option to ``create_engine``, which rejects
+``polling_interval``; this transport sets the interval on the class instead and gives
+SQLite a generous busy timeout, since the API and the worker write from two processes.
+"""
+
+from __future__ import annotations
+
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import sqlalchemy as kombu_sqla
+from sqlalchemy import create_engine, event
+
+ALIAS = "condarchive-sqlite"
+
+
+def _busy_timeout(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Channel(kombu_sqla.Channel):
+    def _engine_from_config(self):  # type: ignore[no-untyped-def]
+        engine = create_engine(self.connection.client.hostname, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _busy_timeout)
+        return engine
+
+
+class Transport(kombu_sqla.Transport):
+    Channel = Channel
+    polling_interval = 0.1
+
+
+TRANSPORT_ALIASES[ALIAS] = "workers.broker:Transport"

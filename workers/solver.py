@@ -1,0 +1,226 @@
+"""Targets and virtual packages in, locked records out, with py-rattler.
+
+One :class:`Solver` lives per worker process and keeps one Gateway warm across jobs:
+repodata is fetched and parsed once, then trusted for ``repodata_ttl`` seconds before
+the Gateway re-validates it against its on-disk cache (HTTP conditional requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import rattler
+import rattler.exceptions
+
+from app.locks import LockedRecord, LockedTarget
+from app.specs import format_time
+from app.targets import Target
+
+PRIORITIES = {
+    "strict": rattler.ChannelPriority.Strict,
+    "flexible": rattler.ChannelPriority.Flexible,
+    "disabled": rattler.ChannelPriority.Disabled,
+}
+
+
+class SolveFailure(Exception):
+    """A solve that ended for a reason the user must see: kind is one of
+    ``unsatisfiable``, ``channel``, ``timeout``."""
+
+    def __init__(self, kind: str, message: str, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.detail = detail or {}
+
+
+@dataclass
+class SubdirState:
+    """What we know about the repodata a warm Gateway holds for one channel subdir."""
+
+    loaded_at: float
+    provenance: dict[str, Any]
+
+
+def record_from_rattler(record: rattler.RepoDataRecord) -> LockedRecord:
+    data = json.loads(record.to_json())
+    url = data["url"]
+    return LockedRecord(
+        name=data["name"],
+        version=str(data["version"]),
+        build=str(data["build"]),
+        build_number=int(data.get("build_number") or 0),
+        channel=str(data.get("channel") or "").rstrip("/"),
+        subdir=data.get("subdir") or "",
+        url=url,
+        filename=data.get("fn") or url.rsplit("/", 1)[-1],
+        sha256=data.get("sha256"),
+        md5=data.get("md5") or "",
+        size=int(data.get("size") or 0),
+        depends=tuple(data.get("depends") or ()),
+        record=data,
+    )
+
+
+def _classify(exc: BaseException, target: str) -> SolveFailure:
+    text = str(exc).strip()
+    if isinstance(exc, rattler.exceptions.SolverError):
+        if "timeout" in text.lower() or "timed out" in text.lower():
+            return SolveFailure("timeout", f"the solver timed out for target {target}", {})
+        return SolveFailure(
+            "unsatisfiable",
+            f"target {target}: {text.splitlines()[0] if text else 'no solution'}",
+            {"target": target, "explanation": text},
+        )
+    return SolveFailure(
+        "channel",
+        f"could not load repodata for target {target}: {text.splitlines()[0] if text else exc}",
+        {"target": target, "explanation": text},
+    )
+
+
+class Solver:
+    """Holds the warm Gateway and the repodata provenance it was loaded from."""
+
+    def __init__(self, cache_dir: Path, repodata_ttl: float) -> None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir = cache_dir
+        self.repodata_ttl = repodata_ttl
+        self.gateway = rattler.Gateway(cache_dir=cache_dir)
+        self.states: dict[tuple[str, str], SubdirState] = {}
+
+    async def _probe(self, client: httpx.AsyncClient, channel: str, subdir: str) -> dict[str, Any]:
+        """Record the state of the repodata the Gateway is about to load (etag or hash)."""
+        url = f"{channel}/{subdir}/repodata.json"
+        state: dict[str, Any] = {
+            "channel": channel,
+            "subdir": subdir,
+            "url": url,
+            "fetched_at": format_time(datetime.now(UTC)),
+        }
+        if url.startswith("file://"):
+            path = Path(urlsplit(url).path)
+            if path.exists():
+                state["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            return state
+        try:
+            response = await client.head(url)
+        except httpx.HTTPError as exc:
+            state["error"] = str(exc)
+            return state
+        state["status"] = response.status_code
+        for header in ("etag", "last-modified", "content-length"):
+            if header in response.headers:
+                state[header.replace("-", "_")] = response.headers[header]
+        return state
+
+    async def _refresh(self, channels: list[str], subdirs: set[str]) -> None:
+        now = time.monotonic()
+        stale: list[tuple[str, str]] = []
+        for channel in channels:
+            for subdir in subdirs:
+                state = self.states.get((channel, subdir))
+                if state is None or now - state.loaded_at > self.repodata_ttl:
+                    if state is not None:
+                        self.gateway.clear_repodata_cache(channel + "/", [subdir])
+                    stale.append((channel, subdir))
+        if not stale:
+            return
+        async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+            probes = await asyncio.gather(*(self._probe(client, c, s) for c, s in stale))
+        for (channel, subdir), provenance in zip(stale, probes, strict=True):
+            self.states[(channel, subdir)] = SubdirState(now, provenance)
+
+    async def solve(
+        self,
+        channels: list[str],
+        specs: list[str],
+        targets: list[Target],
+        exclude_newer: datetime | None,
+        channel_priority: str,
+        timeout: float,
+        on_progress: Callable[[str, str], None],
+    ) -> tuple[list[LockedTarget], dict[str, Any]]:
+        """Solve every target concurrently; raise :class:`SolveFailure` on the first failure."""
+        subdirs = {t.platform for t in targets} | {"noarch"}
+        deadline = time.monotonic() + timeout
+        try:
+            await asyncio.wait_for(self._refresh(channels, subdirs), timeout)
+        except TimeoutError as exc:
+            raise SolveFailure("timeout", f"fetching repodata took over {timeout:g}s") from exc
+
+        async def one(target: Target) -> LockedTarget:
+            on_progress(target.name, "solving")
+            remaining = max(deadline - time.monotonic(), 0.001)
+            try:
+                records = await asyncio.wait_for(
+                    rattler.solve(
+                        [c + "/" for c in channels],
+                        specs,
+                        gateway=self.gateway,
+                        platforms=[target.platform, "noarch"],
+                        virtual_packages=target.rattler_virtual_packages(),
+                        channel_priority=PRIORITIES[channel_priority],
+                        exclude_newer=exclude_newer,
+                        timestamp_policy="allow-missing",
+                        timeout=_timedelta(remaining),
+                    ),
+                    remaining,
+                )
+            except TimeoutError as exc:
+                on_progress(target.name, "failed")
+                raise SolveFailure(
+                    "timeout",
+                    f"solving target {target.name} took over {timeout:g}s",
+                    {"target": target.name, "timeout": timeout},
+                ) from exc
+            except Exception as exc:
+                on_progress(target.name, "failed")
+                raise _classify(exc, target.name) from exc
+            on_progress(target.name, "done")
+            locked = tuple(sorted((record_from_rattler(r) for r in records), key=lambda r: r.name))
+            return LockedTarget(target.name, target.platform, target.virtual_packages, locked)
+
+        results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            first = failures[0]
+            if isinstance(first, SolveFailure):
+                raise first
+            raise first
+        provenance = {
+            "solver": {"name": "py-rattler", "version": _rattler_version()},
+            "channels": list(channels),
+            "repodata": [
+                self.states[(c, s)].provenance
+                for c in channels
+                for s in sorted(subdirs)
+                if (c, s) in self.states
+            ],
+            "exclude_newer": format_time(exclude_newer),
+            "channel_priority": channel_priority,
+            "solved_at": format_time(datetime.now(UTC)),
+        }
+        return [r for r in results if isinstance(r, LockedTarget)], provenance
+
+
+def _timedelta(seconds: float):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)
+
+
+def _rattler_version() -> str:
+    from importlib.metadata import version
+
+    return version("py-rattler")
