@@ -69,9 +69,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from workers.celery_app import QUEUE, celery_app
+    from app.config import get_settings
+    from workers.celery_app import celery_app
 
-    argv = ["worker", "--loglevel", args.loglevel, "-Q", QUEUE, "--pool", args.pool]
+    queue = get_settings().queue
+    argv = ["worker", "--loglevel", args.loglevel, "-Q", queue, "--pool", args.pool]
+    argv += ["--hostname", f"condarchive-{os.getpid()}@%h"]
     if args.pool != "solo":
         argv += ["--concurrency", str(args.concurrency)]
     celery_app.worker_main(argv)

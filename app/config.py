@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./condarchive-data"))
     database_url: str = ""  # default: SQLite under data_dir
     broker_url: str = ""  # default: a SQLite-backed Celery broker under data_dir
+    queue: str = "condarchive"  # Celery queue name; separate deployments on one Redis differ
     public_url: str = ""  # base of links in responses; default http://{host}:{port}
     host: str = "127.0.0.1"
     port: int = 8000

@@ -7,9 +7,6 @@ from celery import Celery
 from app.config import get_settings
 from workers.broker import ALIAS
 
-QUEUE = "condarchive"
-
-
 def make_celery() -> Celery:
     settings = get_settings()
     broker = settings.resolved_broker_url
@@ -21,7 +18,7 @@ def make_celery() -> Celery:
         # Longer than any solve: an unacked message is redelivered only after this.
         transport_options = {"visibility_timeout": int(settings.solve_timeout) * 2 + 60}
     app.conf.update(
-        task_default_queue=QUEUE,
+        task_default_queue=settings.queue,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

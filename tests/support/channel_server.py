@@ -1,0 +1,130 @@
+"""A real HTTP server on 127.0.0.1 that serves a conda channel directory.
+
+Tests control it: stop and restart it, make paths answer an error status, count
+requests. It supports HEAD, ETag / If-None-Match and single Range requests, as the
+conda CDN does, so clients under test take their real code paths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+
+class ChannelServer:
+    """Serve `root` over HTTP; each channel is a sub-directory (`{url}/{channel}/{subdir}/...`)."""
+
+    def __init__(self, root: Path, port: int = 0) -> None:
+        self.root = root
+        self.port = port
+        self.faults: dict[str, int] = {}  # path -> status to answer instead
+        self.requests: list[tuple[str, str]] = []  # (method, path)
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def channel_url(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+    def start(self) -> ChannelServer:
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def record(self, method: str, path: str) -> None:
+        with self._lock:
+            self.requests.append((method, path))
+
+    def count(self, suffix: str) -> int:
+        with self._lock:
+            return sum(1 for _, path in self.requests if path.endswith(suffix))
+
+    def __enter__(self) -> ChannelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _handler_for(owner: ChannelServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._serve(body=False)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._serve(body=True)
+
+        def _serve(self, body: bool) -> None:
+            path = unquote(urlsplit(self.path).path)
+            owner.record(self.command, path)
+            if path in owner.faults:
+                self._empty(owner.faults[path])
+                return
+            file = (owner.root / path.lstrip("/")).resolve()
+            if owner.root.resolve() not in file.parents or not file.is_file():
+                self._empty(HTTPStatus.NOT_FOUND)
+                return
+            data = file.read_bytes()
+            etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+            if self.headers.get("If-None-Match") == etag:
+                self._empty(HTTPStatus.NOT_MODIFIED, {"ETag": etag})
+                return
+            status, start, end = HTTPStatus.OK, 0, len(data)
+            ranged = self.headers.get("Range", "")
+            if ranged.startswith("bytes=") and "," not in ranged:
+                first, _, last = ranged[6:].partition("-")
+                if first.isdigit() and int(first) < len(data):
+                    start = int(first)
+                    end = int(last) + 1 if last.isdigit() else len(data)
+                    status = HTTPStatus.PARTIAL_CONTENT
+            headers = {
+                "Content-Type": mimetypes.guess_type(file.name)[0] or "application/octet-stream",
+                "Content-Length": str(end - start),
+                "ETag": etag,
+                "Accept-Ranges": "bytes",
+                "Last-Modified": self.date_time_string(int(file.stat().st_mtime)),
+            }
+            if status == HTTPStatus.PARTIAL_CONTENT:
+                headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if body:
+                try:
+                    self.wfile.write(data[start:end])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        def _empty(self, status: int, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    return Handler
