@@ -126,7 +126,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"channel_priority": args.channel_priority}
     if args.file:
         try:
-            body["environment"] = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+            body["environment"] = (
+                Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+            )
         except OSError as exc:
             print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
@@ -149,20 +151,27 @@ def cmd_lock(args: argparse.Namespace) -> int:
                 _print_error(response.json())
                 return EXIT_USAGE
             if response.status_code not in (200, 202):
-                print(f"error: server answered {response.status_code}: {response.text}", file=sys.stderr)
+                print(
+                    f"error: server answered {response.status_code}: {response.text}",
+                    file=sys.stderr,
+                )
                 return EXIT_FAILED
             job = response.json()
             deadline = time.monotonic() + args.timeout
             last = ""
             while job["status"] in ("queued", "running"):
                 if time.monotonic() > deadline:
-                    print(f"error: gave up waiting after {args.timeout}s; job {job['id']}", file=sys.stderr)
+                    print(
+                        f"error: gave up waiting after {args.timeout}s; job {job['id']}",
+                        file=sys.stderr,
+                    )
                     return EXIT_FAILED
                 time.sleep(0.2)
                 job = client.get(f"/api/v1/solves/{job['id']}").json()
                 progress = job.get("progress") or {}
                 done = sum(1 for v in progress.values() if v == "done")
-                line = f"{job['status']}: {job.get('stage') or 'queued'} ({done}/{len(progress)} targets)"
+                stage = job.get("stage") or "queued"
+                line = f"{job['status']}: {stage} ({done}/{len(progress)} targets done)"
                 if tty and line != last:
                     print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
                     last = line
@@ -170,7 +179,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
                 print("\r\033[K", end="", file=sys.stderr)
             if job["status"] == "failed":
                 error = job.get("error") or {}
-                print(f"solve failed ({error.get('kind')}): {error.get('message')}", file=sys.stderr)
+                print(
+                    f"solve failed ({error.get('kind')}): {error.get('message')}", file=sys.stderr
+                )
                 explanation = (error.get("detail") or {}).get("explanation")
                 if explanation:
                     print(explanation, file=sys.stderr)
@@ -219,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="linux-64, linux-64-cuda12, or NAME=PLATFORM:__cuda=12.4,__glibc=2.28",
     )
     lock.add_argument("--exclude-newer", help="ISO time: solve as the channels stood then")
-    lock.add_argument("--channel-priority", default="strict", choices=["strict", "flexible", "disabled"])
+    lock.add_argument(
+        "--channel-priority", default="strict", choices=["strict", "flexible", "disabled"]
+    )
     lock.add_argument("-o", "--output", help="write the lock (JSON) to this file")
     lock.add_argument("--server", help="condarchive URL (default CONDARCHIVE_PUBLIC_URL or local)")
     lock.add_argument("--timeout", type=float, default=900, help="seconds to wait for the solve")

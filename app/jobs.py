@@ -65,7 +65,9 @@ def submit(session: Session, request: SolveRequest, window: float) -> tuple[Solv
             return job, True
         except IntegrityError:
             session.rollback()
-        active = session.scalars(select(SolveJob).where(SolveJob.active_key == request_hash)).first()
+        active = session.scalars(
+            select(SolveJob).where(SolveJob.active_key == request_hash)
+        ).first()
         if active is not None:
             return active, False
     raise RuntimeError("could not submit the job after 5 attempts")  # pragma: no cover

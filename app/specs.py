@@ -120,8 +120,11 @@ def parse_environment_yaml(text: str) -> tuple[str | None, list[Any], list[Any],
     if not isinstance(dependencies, list) or not dependencies:
         raise InputError([*loc, "dependencies"], "dependencies must be a non-empty list")
     name = data.get("name")
-    return (str(name) if name is not None else None), channels, dependencies, _dependency_lines(
-        text
+    return (
+        (str(name) if name is not None else None),
+        channels,
+        dependencies,
+        _dependency_lines(text),
     )
 
 

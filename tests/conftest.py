@@ -41,7 +41,9 @@ def _reachable(port: int) -> bool:
 
 def require_services() -> None:
     """Distributed tests need Postgres and Redis; CI starts them, so there they must be up."""
-    missing = [name for name, port in (("PostgreSQL", 5432), ("Redis", 6379)) if not _reachable(port)]
+    missing = [
+        name for name, port in (("PostgreSQL", 5432), ("Redis", 6379)) if not _reachable(port)
+    ]
     if missing:
         message = f"{' and '.join(missing)} not running on 127.0.0.1"
         if os.environ.get("CI"):
@@ -79,7 +81,9 @@ def stop_service(service: Service) -> None:
 
 
 @pytest.fixture(scope="session")
-def embedded(tmp_path_factory: pytest.TempPathFactory, channel_server: ChannelServer) -> Iterator[Service]:
+def embedded(
+    tmp_path_factory: pytest.TempPathFactory, channel_server: ChannelServer
+) -> Iterator[Service]:
     """One embedded `condarchive serve` (SQLite, local broker, worker alongside) for the session."""
     service = start_service(tmp_path_factory.mktemp("embedded"), channel_server.url)
     yield service

@@ -7,6 +7,7 @@ from celery import Celery
 from app.config import get_settings
 from workers.broker import ALIAS
 
+
 def make_celery() -> Celery:
     settings = get_settings()
     broker = settings.resolved_broker_url

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -173,7 +173,7 @@ class Solver:
                         channel_priority=PRIORITIES[channel_priority],
                         exclude_newer=exclude_newer,
                         timestamp_policy="allow-missing",
-                        timeout=_timedelta(remaining),
+                        timeout=timedelta(seconds=remaining),
                     ),
                     remaining,
                 )
@@ -194,10 +194,7 @@ class Solver:
         results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            first = failures[0]
-            if isinstance(first, SolveFailure):
-                raise first
-            raise first
+            raise failures[0]
         provenance = {
             "solver": {"name": "py-rattler", "version": _rattler_version()},
             "channels": list(channels),
@@ -212,12 +209,6 @@ class Solver:
             "solved_at": format_time(datetime.now(UTC)),
         }
         return [r for r in results if isinstance(r, LockedTarget)], provenance
-
-
-def _timedelta(seconds: float):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
-    return timedelta(seconds=seconds)
 
 
 def _rattler_version() -> str:

@@ -42,7 +42,9 @@ def solve(job_id: str) -> None:
 def run_solve(job_id: str) -> None:
     settings = get_settings()
     with session_scope() as session:
-        job = claim(session, job_id, lease=settings.solve_timeout + 60, max_attempts=3)
+        job = claim(
+            session, job_id, lease=settings.solve_timeout + 60, max_attempts=settings.max_attempts
+        )
         if job is None:
             log.info("job %s is not claimable (done, running elsewhere or gone)", job_id)
             return
@@ -51,8 +53,7 @@ def run_solve(job_id: str) -> None:
 
         def on_progress(target: str, state: str) -> None:
             progress[target] = state
-            stage = "solving" if any(v == "solving" for v in progress.values()) else "solving"
-            set_progress(session, job_id, stage, progress)
+            set_progress(session, job_id, "solving", progress)
 
         exclude_newer = request.get("exclude_newer")
         try:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
-from app.config import Settings, get_settings
-from app.db import get_session
+from app.api.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
 
 @router.get("/health")
-def health(
-    session: Session = Depends(get_session), settings: Settings = Depends(get_settings)
-) -> dict[str, str]:
+def health(session: SessionDep, settings: SettingsDep) -> dict[str, str]:
     session.execute(text("SELECT 1"))
     return {"status": "ok", "mode": "embedded" if settings.embedded else "distributed"}

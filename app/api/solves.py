@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, HTTPException, Response
 
-from app.config import Settings, get_settings
-from app.db import get_session
+from app.api.deps import SessionDep, SettingsDep
+from app.config import Settings
 from app.errors import InputError
 from app.jobs import job_view, submit
 from app.models import SolveJob
@@ -30,7 +29,9 @@ def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
     )
     raw_targets: list[Any]
     if body.targets is not None:
-        raw_targets = [t if isinstance(t, str) else t.model_dump(exclude_none=True) for t in body.targets]
+        raw_targets = [
+            t if isinstance(t, str) else t.model_dump(exclude_none=True) for t in body.targets
+        ]
     else:
         raw_targets = parse_environment_platforms(body.environment) or list(DEFAULT_TARGETS)
     targets = parse_targets(raw_targets, ["body", "targets"])
@@ -51,8 +52,8 @@ def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
 def create_solve(
     body: SolveBody,
     response: Response,
-    session: Session = Depends(get_session),
-    settings: Settings = Depends(get_settings),
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
     try:
         request = build_request(body, settings)
@@ -70,8 +71,8 @@ def create_solve(
 @router.get("/{job_id}", response_model=SolveView)
 def get_solve(
     job_id: str,
-    session: Session = Depends(get_session),
-    settings: Settings = Depends(get_settings),
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
     job = session.get(SolveJob, job_id)
     if job is None:
