@@ -14,7 +14,7 @@ import pytest
 from tests.support.channel_server import ChannelServer
 from tests.support.packages import build_channel
 from tests.support.service import Service, base_env
-from tests.support.test_channel import test_channel_packages
+from tests.support.testchan import testchan_packages
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REALDATA = SHARED / "realdata"
@@ -54,7 +54,7 @@ def require_services() -> None:
 @pytest.fixture(scope="session")
 def channel_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChannelServer]:
     root = tmp_path_factory.mktemp("channels")
-    build_channel(root / "testchan", test_channel_packages())
+    build_channel(root / "testchan", testchan_packages())
     with ChannelServer(root) as server:
         yield server
 

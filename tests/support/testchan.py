@@ -12,7 +12,7 @@ TS_2020 = 1_590_000_000_000  # 2020-05-20, in milliseconds like repodata
 TS_2024 = 1_710_000_000_000  # 2024-03-09
 
 
-def test_channel_packages() -> list[PackageSpec]:
+def testchan_packages() -> list[PackageSpec]:
     specs: list[PackageSpec] = []
     for subdir in ("linux-64", "osx-arm64"):
         specs += [
