@@ -1,0 +1,19 @@
+# One image for the API and the workers; docker-compose.yml picks the command.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    CONDARCHIVE_DATA_DIR=/data CONDARCHIVE_HOST=0.0.0.0
+WORKDIR /srv/condarchive
+
+COPY pyproject.toml README.md ./
+COPY app ./app
+COPY workers ./workers
+COPY migrations ./migrations
+RUN pip install --no-cache-dir . \
+    && useradd --system --uid 10001 --home /srv/condarchive condarchive \
+    && mkdir -p /data && chown condarchive /data
+
+USER condarchive
+VOLUME ["/data"]
+EXPOSE 8000
+CMD ["condarchive", "serve", "--host", "0.0.0.0", "--no-worker"]
