@@ -50,6 +50,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with session_scope() as session:
         for job_id in orphaned(session, lease):
             enqueue_solve(job_id)
+        from app.archive import resend_lost_archives
+
+        resend_lost_archives(session, own_worker=bool(settings.embedded and worker))  # issue 4
     mode = "embedded (SQLite, local broker)" if settings.embedded else "distributed"
     print(
         f"condarchive serving on http://{args.host}:{args.port} [{mode}], "
@@ -237,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--server", help="condarchive URL (default CONDARCHIVE_PUBLIC_URL or local)")
     lock.add_argument("--timeout", type=float, default=900, help="seconds to wait for the solve")
     lock.set_defaults(func=cmd_lock)
+
+    from app.cli_archive import register as register_archive
+
+    register_archive(sub)  # install, verify, beat
+
+    from app.cli_locks import add_lock_commands
+
+    add_lock_commands(sub)  # show, export, import, diff
     return parser
 
 

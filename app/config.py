@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,19 @@ class Settings(BaseSettings):
     repodata_ttl: float = 600.0  # seconds a warm worker trusts its in-memory repodata
     max_attempts: int = 3  # deliveries of one job before it ends as failed
 
+    # Archive (issue 4): every locked package kept in a content-addressed blob store.
+    archive: Literal["auto", "off"] = "auto"  # auto: archive each new lock's packages
+    blob_dir: Path | None = None  # default: data_dir/blobs
+    archive_concurrency: int = 4  # downloads at once per worker
+    archive_attempts: int = 4  # tries per file on 5xx, connection errors, truncation, mismatch
+    archive_backoff: float = 0.5  # seconds before the 2nd try; doubles each time
+    archive_timeout: float = 60.0  # seconds without bytes before a download is abandoned
+    archive_lease: float = 120.0  # seconds a worker holds a package; renewed while it downloads
+    proxy_channels: str = ""  # pull-through mirror: "name=url,name=url"
+    proxy_repodata_ttl: float = 300.0  # seconds before cached upstream repodata is refreshed
+    repodata_max_age: int = 60  # Cache-Control max-age of served repodata
+    verify_interval: float = 86400.0  # seconds between beat-scheduled `verify` runs
+
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()
@@ -70,6 +84,24 @@ class Settings(BaseSettings):
     @property
     def allowed_channel_entries(self) -> list[str]:
         return [entry.strip() for entry in self.allowed_channels.split(",") if entry.strip()]
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return (self.blob_dir or self.resolved_data_dir / "blobs").expanduser().resolve()
+
+    @property
+    def proxy_dir(self) -> Path:
+        return self.resolved_data_dir / "proxy-cache"
+
+    @property
+    def proxy_channel_map(self) -> dict[str, str]:
+        """`CONDARCHIVE_PROXY_CHANNELS` parsed: short name -> upstream base URL."""
+        channels: dict[str, str] = {}
+        for entry in self.proxy_channels.split(","):
+            name, sep, url = entry.strip().partition("=")
+            if sep and name.strip() and url.strip():
+                channels[name.strip()] = url.strip().rstrip("/")
+        return channels
 
 
 @lru_cache

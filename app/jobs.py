@@ -7,6 +7,7 @@ never solves twice.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,18 @@ from app.models import SolveJob, utcnow
 from app.specs import SolveRequest, format_time
 
 ACTIVE = ("queued", "running")
+
+
+#: Job ids are uuid4 in hex (see `submit`).
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def find_job(session: Session, job_id: str) -> SolveJob | None:
+    """The job with this id, or None; anything that cannot be a job id is not looked up
+    (Postgres rejects a NUL byte in a query, and an unknown id must be a 404, not a 500)."""
+    if not _JOB_ID.match(job_id):
+        return None
+    return session.get(SolveJob, job_id)
 
 
 def find_fresh(session: Session, request_hash: str, window: float) -> SolveJob | None:

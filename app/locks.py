@@ -8,6 +8,7 @@ made, so the same result always gets the same id.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,5 +197,13 @@ def lock_view(session: Session, lock: Lock) -> dict[str, Any]:
     }
 
 
+#: A lock id is a sha256 in lower-case hex.
+_LOCK_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
 def find_lock(session: Session, lock_id: str) -> Lock | None:
+    """The lock with this id, or None; anything that cannot be a lock id is not looked up
+    (Postgres rejects a NUL byte in a query, and an unknown id must be a 404, not a 500)."""
+    if not _LOCK_ID.match(lock_id):
+        return None
     return session.get(Lock, lock_id)

@@ -6,7 +6,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from app.api import health, locks, solves
+from app.api import archive as archive_api
+from app.api import channels as channels_api
+from app.api import health, locks, pages, permalinks, solves
 
 
 def create_app() -> FastAPI:
@@ -18,6 +20,10 @@ def create_app() -> FastAPI:
     app.include_router(solves.router)
     app.include_router(locks.router)
     app.include_router(health.router)
+    app.include_router(archive_api.router)
+    app.include_router(channels_api.router)
+    app.include_router(permalinks.router)
+    app.include_router(pages.router)
 
     @app.exception_handler(OperationalError)
     async def database_unavailable(_request: Request, exc: OperationalError) -> JSONResponse:

@@ -131,3 +131,75 @@ class LockPackage(Base):
     package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"), primary_key=True)
 
     package: Mapped[PackageFile] = relationship(lazy="joined")
+
+
+# --- Archive (issue 4) -------------------------------------------------------------------
+
+
+class Blob(Base):
+    """A verified file in the blob store. The row is written once, after the file is in place."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ArchiveEntry(Base):
+    """Whether one package file is archived: pending -> archived | failed (with the reason).
+
+    `channel_name` is the archive channel the file is served under (see app/archive.py);
+    a worker holds a pending entry by its lease, so two workers never download one file.
+    """
+
+    __tablename__ = "archive_entries"
+    __table_args__ = (
+        Index("ix_archive_entries_listing", "channel_name", "subdir", "state"),
+        Index("ix_archive_entries_blob", "blob_sha256"),
+    )
+
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id"), primary_key=True)
+    channel_name: Mapped[str] = mapped_column(String(160))
+    subdir: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(512))
+    source: Mapped[str] = mapped_column(String(16), default="lock")  # lock | proxy
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    package: Mapped[PackageFile] = relationship(lazy="joined")
+
+
+class LockArchive(Base):
+    """A lock's archive request: queued -> running -> done (the entries say how it went)."""
+
+    __tablename__ = "lock_archives"
+
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class VerifyReport(Base):
+    """One `condarchive verify` run: re-hashed blobs and upstream drift. Written once."""
+
+    __tablename__ = "verify_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ok: Mapped[bool] = mapped_column(default=True)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: conda-lock's default platforms, used when neither the request nor environment.yml names any.
 DEFAULT_TARGETS = ["linux-64", "osx-64", "win-64"]
@@ -53,6 +53,20 @@ class SolveBody(BaseModel):
         default=None, description="solve as the channels stood at this time"
     )
     channel_priority: Literal["strict", "flexible", "disabled"] = "strict"
+
+    @field_validator("exclude_newer")
+    @classmethod
+    def _exclude_newer_in_utc(cls, value: datetime | None) -> datetime | None:
+        """Times are compared in UTC, so one with no UTC equivalent (an offset that pushes
+        it before year 1 or past 9999) is refused here instead of failing the request later."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("exclude_newer is out of range once converted to UTC") from exc
 
 
 class ErrorInfo(BaseModel):
@@ -103,3 +117,5 @@ class LockView(BaseModel):
     spec: dict[str, Any]
     targets: dict[str, LockTargetView]
     provenance: dict[str, Any]
+    # Where this lock's archive lives (issue 4): links only, so the lock JSON stays stable.
+    archive: dict[str, Any] | None = None

@@ -76,11 +76,16 @@ class SolveRequest:
 
 
 def format_time(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC to the second (`2021-01-01T00:00:00Z`); a naive time is taken as UTC.
+
+    Built with isoformat, not strftime("%Y"), which does not pad years before 1000 and so
+    would write a time that `datetime.fromisoformat` cannot read back.
+    """
     if value is None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _line_of(node: yaml.Node | None) -> int | None:

@@ -76,6 +76,7 @@ def parse_virtual_package(text: str, loc: list[str | int]) -> str:
     try:
         rattler.PackageName(name)
         version = str(rattler.Version(version))
+        rattler.BuildString(build)  # checked here, or the worker fails on it after the 202
     except Exception as exc:  # rattler raises its own exception types
         raise InputError(loc, f"virtual package {text!r}: {exc}", text) from exc
     return f"{name}={version}={build}"

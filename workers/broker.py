@@ -4,7 +4,8 @@ Messages persist on disk, so a job queued while `condarchive serve` is down is s
 there when it starts again (and the database sweeper re-sends any that are not).
 kombu passes every transport option to ``create_engine``, which rejects
 ``polling_interval``; this transport sets the interval on the class instead and gives
-SQLite a generous busy timeout, since the API and the worker write from two processes.
+SQLite a generous busy timeout, since the API and the worker write from two processes,
+and survives their first use of the broker file at the same moment.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy import create_engine, event
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 ALIAS = "condarchive-sqlite"
 
@@ -28,6 +30,28 @@ class Channel(kombu_sqla.Channel):
         engine = create_engine(self.connection.client.hostname, connect_args={"timeout": 30})
         event.listen(engine, "connect", _busy_timeout)
         return engine
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        """kombu creates its tables on first use in each process. When the API and the
+        worker both do so at once (the first POST while the worker starts), one CREATE
+        TABLE fails with "already exists" and that job's message is lost; the tables are
+        there by then, so trying again (create_all skips existing tables) succeeds."""
+        for attempt in range(3):
+            try:
+                return super()._open()
+            except OperationalError as exc:
+                if "already exists" not in str(exc) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_or_create(self, queue):  # type: ignore[no-untyped-def]
+        """The same race for the queue's row: the second process to INSERT the queue name
+        breaks its unique constraint. The row exists then, so roll back and read it."""
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:
+            self.session.rollback()
+            return super()._get_or_create(queue)
 
 
 class Transport(kombu_sqla.Transport):

@@ -13,7 +13,7 @@ def make_celery() -> Celery:
     broker = settings.resolved_broker_url
     if broker.startswith(f"{ALIAS}+"):
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-    app = Celery("condarchive", broker=broker, include=["workers.tasks"])
+    app = Celery("condarchive", broker=broker, include=["workers.tasks", "workers.archive_tasks"])
     transport_options: dict[str, object] = {}
     if broker.startswith(("redis://", "rediss://")):
         # Longer than any solve: an unacked message is redelivered only after this.
@@ -27,6 +27,17 @@ def make_celery() -> Celery:
         broker_connection_retry_on_startup=True,
         broker_transport_options=transport_options,
         worker_hijack_root_logger=False,
+        # `condarchive beat` (or `celery -A workers.celery_app beat`) sends these.
+        beat_schedule={
+            "verify-archive": {
+                "task": "condarchive.verify_archive",
+                "schedule": settings.verify_interval,
+            },
+            "resend-lost-archives": {
+                "task": "condarchive.archive_sweep",
+                "schedule": max(settings.archive_lease, 60.0),
+            },
+        },
     )
     return app
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,21 +73,66 @@ def record_from_rattler(record: rattler.RepoDataRecord) -> LockedRecord:
     )
 
 
-def _classify(exc: BaseException, target: str) -> SolveFailure:
+#: In py-rattler's fetch errors: "HTTP status client error (404 Not Found) for url (…)".
+_HTTP_STATUS = re.compile(r"\((\d{3})[^)]*\) for url \((\S+?)\)")
+_FOR_URL = re.compile(r"for url \((\S+?)\)")
+#: How py-rattler (0.28) ends a solve that hits its `timeout`. Matched whole, not as a
+#: word such as "timeout", which can also be a package name in an unsatisfiable explanation.
+_SOLVER_CANCELLED = "solve operation has been cancelled"
+_COALESCED = "a coalesced request failed"
+
+
+def _timeout(target: str, timeout: float) -> SolveFailure:
+    return SolveFailure(
+        "timeout",
+        f"solving target {target} took over {timeout:g}s",
+        {"target": target, "timeout": timeout},
+    )
+
+
+def _channel_failure(text: str, target: str) -> SolveFailure:
+    """A repodata fetch error, named by URL and HTTP status (or the network error).
+
+    py-rattler chains causes as "Caused by:" lines: the first line says what failed (often
+    only the channel), the last says why (the status and the exact URL, or e.g.
+    "Connection refused"), so the message carries both ends of the chain.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else "unknown error"
+    cause = lines[-1].removeprefix("Caused by:").strip() if len(lines) > 1 else ""
+    detail: dict[str, Any] = {"target": target, "explanation": text}
+    if status := _HTTP_STATUS.search(text):
+        detail["status"], detail["url"] = int(status[1]), status[2]
+    elif url := _FOR_URL.search(text):
+        detail["url"] = url[1]
+    message = f"could not load repodata for target {target}: {first}"
+    return SolveFailure("channel", f"{message}: {cause}" if cause else message, detail)
+
+
+def _classify(exc: BaseException, target: str, timeout: float, late: bool) -> SolveFailure:
+    """Sort a failed target into unsatisfiable, timeout or channel.
+
+    `late` says the deadline had passed: py-rattler's own solve timeout and asyncio's
+    backstop fire at about the same moment, and either way the cause is the timeout.
+    """
     text = str(exc).strip()
     if isinstance(exc, rattler.exceptions.SolverError):
-        if "timeout" in text.lower() or "timed out" in text.lower():
-            return SolveFailure("timeout", f"the solver timed out for target {target}", {})
+        if late or _SOLVER_CANCELLED in text.lower():
+            return _timeout(target, timeout)
         return SolveFailure(
             "unsatisfiable",
             f"target {target}: {text.splitlines()[0] if text else 'no solution'}",
             {"target": target, "explanation": text},
         )
-    return SolveFailure(
-        "channel",
-        f"could not load repodata for target {target}: {text.splitlines()[0] if text else exc}",
-        {"target": target, "explanation": text},
-    )
+    return _channel_failure(text or repr(exc), target)
+
+
+def _echoed(failure: BaseException) -> bool:
+    """True for a failure that only echoes another target's: targets share one Gateway,
+    so when a subdir fetch fails, the targets that waited on it get "a coalesced request
+    failed" without the URL or status, and only the one that fetched gets the cause."""
+    detail = getattr(failure, "detail", {})
+    return str(detail.get("explanation", "")).startswith(_COALESCED)
 
 
 class Solver:
@@ -179,14 +225,11 @@ class Solver:
                 )
             except TimeoutError as exc:
                 on_progress(target.name, "failed")
-                raise SolveFailure(
-                    "timeout",
-                    f"solving target {target.name} took over {timeout:g}s",
-                    {"target": target.name, "timeout": timeout},
-                ) from exc
+                raise _timeout(target.name, timeout) from exc
             except Exception as exc:
                 on_progress(target.name, "failed")
-                raise _classify(exc, target.name) from exc
+                late = time.monotonic() >= deadline
+                raise _classify(exc, target.name, timeout, late) from exc
             on_progress(target.name, "done")
             locked = tuple(sorted((record_from_rattler(r) for r in records), key=lambda r: r.name))
             return LockedTarget(target.name, target.platform, target.virtual_packages, locked)
@@ -194,7 +237,7 @@ class Solver:
         results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            raise failures[0]
+            raise min(failures, key=_echoed)
         provenance = {
             "solver": {"name": "py-rattler", "version": _rattler_version()},
             "channels": list(channels),

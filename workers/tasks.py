@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import datetime
 
+from app.archive import request_archive
 from app.config import get_settings
 from app.db import session_scope
 from app.jobs import claim, fail, set_progress, succeed
@@ -80,3 +81,5 @@ def run_solve(job_id: str) -> None:
         lock_id = store_lock(session, locked, spec, job.spec_hash, provenance)
         session.commit()
         succeed(session, job_id, lock_id, progress)
+        if settings.archive == "auto":
+            request_archive(session, lock_id, retry_failed=False)  # sends the task by name

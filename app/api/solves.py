@@ -9,8 +9,7 @@ from fastapi import APIRouter, HTTPException, Response
 from app.api.deps import SessionDep, SettingsDep
 from app.config import Settings
 from app.errors import InputError
-from app.jobs import job_view, submit
-from app.models import SolveJob
+from app.jobs import find_job, job_view, submit
 from app.queue import enqueue_solve
 from app.schemas import DEFAULT_TARGETS, SolveBody, SolveView
 from app.specs import SolveRequest, build_spec, parse_environment_platforms
@@ -74,7 +73,7 @@ def get_solve(
     session: SessionDep,
     settings: SettingsDep,
 ) -> dict[str, Any]:
-    job = session.get(SolveJob, job_id)
+    job = find_job(session, job_id)
     if job is None:
         raise HTTPException(status_code=404, detail=f"no solve job with id {job_id!r}")
     return job_view(job, settings.base_url)

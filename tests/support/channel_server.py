@@ -1,8 +1,8 @@
 """A real HTTP server on 127.0.0.1 that serves a conda channel directory.
 
-Tests control it: stop and restart it, make paths answer an error status, count
-requests. It supports HEAD, ETag / If-None-Match and single Range requests, as the
-conda CDN does, so clients under test take their real code paths.
+Tests control it: stop and restart it, make paths answer an error status or answer
+slowly, count requests. It supports HEAD, ETag / If-None-Match and single Range
+requests, as the conda CDN does, so clients under test take their real code paths.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,7 +24,12 @@ class ChannelServer:
         self.root = root
         self.port = port
         self.faults: dict[str, int] = {}  # path -> status to answer instead
+        self.delays: dict[str, float] = {}  # path prefix -> seconds to wait before answering
         self.requests: list[tuple[str, str]] = []  # (method, path)
+        # Slow or broken upstreams, for the archive tests:
+        self.rates: dict[str, int] = {}  # path -> bytes per second to send the body at
+        self.cutoffs: dict[str, int] = {}  # path -> drop the connection after N body bytes, once
+        self.ranges: list[tuple[str, str]] = []  # (path, Range header) of ranged requests
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -54,6 +60,10 @@ class ChannelServer:
         with self._lock:
             self.requests.append((method, path))
 
+    def delay_for(self, path: str) -> float:
+        with self._lock:
+            return max((s for p, s in self.delays.items() if path.startswith(p)), default=0.0)
+
     def count(self, suffix: str) -> int:
         with self._lock:
             return sum(1 for _, path in self.requests if path.endswith(suffix))
@@ -81,6 +91,11 @@ def _handler_for(owner: ChannelServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self, body: bool) -> None:
             path = unquote(urlsplit(self.path).path)
             owner.record(self.command, path)
+            if self.headers.get("Range"):
+                owner.ranges.append((path, self.headers["Range"]))
+            delay = owner.delay_for(path)
+            if delay:
+                time.sleep(delay)
             if path in owner.faults:
                 self._empty(owner.faults[path])
                 return
@@ -116,9 +131,24 @@ def _handler_for(owner: ChannelServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if body:
                 try:
-                    self.wfile.write(data[start:end])
+                    self._write_body(path, data[start:end])
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+
+        def _write_body(self, path: str, data: bytes) -> None:
+            cutoff = owner.cutoffs.pop(path, None)
+            if cutoff is not None:
+                data = data[:cutoff]
+                self.close_connection = True  # the client sees a truncated body
+            rate = owner.rates.get(path)
+            if not rate:
+                self.wfile.write(data)
+                return
+            step = max(rate // 20, 1)
+            for offset in range(0, len(data), step):
+                self.wfile.write(data[offset : offset + step])
+                self.wfile.flush()
+                time.sleep(step / rate)
 
         def _empty(self, status: int, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)

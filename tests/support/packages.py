@@ -145,3 +145,27 @@ def build_channel(channel_dir: Path, specs: list[PackageSpec], *, shards: bool =
         rattler.index.index_fs(channel_dir, write_zst=True, write_shards=shards, force=True)
     )
     return channel_dir
+
+
+def backdate_index(channel_dir: Path) -> Path:
+    """Make each record of an indexed channel say it entered the channel when it was built.
+
+    rattler's indexer stamps every record's `indexed_timestamp` with the time it runs, and
+    py-rattler's `exclude_newer` rightly prefers that to the build `timestamp` (it is when
+    the package appeared in the channel). A channel built by the tests therefore looks as
+    if all of it appeared today. This sets `indexed_timestamp = timestamp` in each
+    repodata.json and re-indexes incrementally, which keeps the edited records and
+    rewrites repodata.json.zst and the shards from them, so the channel looks as if it had
+    existed for as long as its packages.
+    """
+    import rattler.index
+
+    for repodata_path in channel_dir.glob("*/repodata.json"):
+        repodata = json.loads(repodata_path.read_text())
+        for key in ("packages", "packages.conda"):
+            for record in repodata.get(key, {}).values():
+                if record.get("timestamp"):
+                    record["indexed_timestamp"] = record["timestamp"]
+        repodata_path.write_text(json.dumps(repodata, indent=2, sort_keys=True))
+    asyncio.run(rattler.index.index_fs(channel_dir, write_zst=True, write_shards=True))
+    return channel_dir

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -129,6 +130,35 @@ class Service:
         parts = [self.server.log() if self.server else ""]
         parts += [w.log() for w in self.workers]
         return "\n----\n".join(parts)
+
+    def server_errors(self) -> list[str]:
+        """Access-log lines of every 5xx the API answered, and uvicorn's unhandled-error lines."""
+        log = self.server.log() if self.server else ""
+        return [
+            line
+            for line in log.splitlines()
+            if _SERVER_ERROR.search(line) or "Exception in ASGI application" in line
+        ]
+
+    def wait_for_log(self, process: Process, text: str, timeout: float = 60) -> None:
+        """Poll a process's log until `text` appears (e.g. a Celery worker's "ready.")."""
+        deadline = time.monotonic() + timeout
+        while text not in process.log():
+            if process.popen is not None and process.popen.poll() is not None:
+                raise RuntimeError(f"process exited before logging {text!r}:\n{process.log()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not logged after {timeout}s:\n{process.log()}")
+            time.sleep(0.1)
+
+
+_SERVER_ERROR = re.compile(r'HTTP/1\.[01]" 5\d\d ')
+
+
+def submit_and_wait(client: httpx.Client, body: dict, timeout: float = 60) -> dict:
+    """POST a solve (202, or 200 when deduplicated) and poll it to its end."""
+    response = client.post("/api/v1/solves", json=body)
+    assert response.status_code in (200, 202), response.text
+    return wait_for_solve(client, response.json()["id"], timeout)
 
 
 def wait_for_solve(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:

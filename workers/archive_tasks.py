@@ -1,0 +1,153 @@
+"""Thin Celery tasks for the archive: archive a lock, verify the archive, re-send lost work.
+
+`archive_lock` is idempotent: it only ever moves pending entries forward, so a re-sent
+message, a second worker or a rerun after a kill all converge on the same archive. A worker
+holds each file by a lease it renews while downloading; a killed worker's lease runs out and
+the next run takes the file over from scratch (its temp file is never served, and is
+removed once stale).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+
+from sqlalchemy.orm import Session
+
+from app.archive import (
+    claim,
+    ensure_entries,
+    lock_package_ids,
+    mark_archived,
+    mark_failed,
+    pending_entries,
+    renew,
+    send_archive_task,
+    set_run,
+    stale_runs,
+    touch_run,
+)
+from app.config import Settings, get_settings
+from app.db import session_scope
+from app.locks import find_lock
+from app.storage import BlobInfo, BlobStore, Expected, get_store
+from workers.celery_app import celery_app
+from workers.mirror import Download, Outcome, RetryPolicy, mirror
+from workers.verify import run_verify
+
+log = logging.getLogger(__name__)
+
+
+def policy_from(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        attempts=settings.archive_attempts,
+        backoff=settings.archive_backoff,
+        timeout=settings.archive_timeout,
+    )
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@celery_app.task(name="condarchive.archive_lock")
+def archive_lock(lock_id: str) -> None:
+    run_archive(lock_id)
+
+
+@celery_app.task(name="condarchive.verify_archive")
+def verify_archive() -> None:
+    with session_scope() as session:
+        report = run_verify(session, get_store())
+    log.info("archive verify: %s", report["summary"])
+
+
+@celery_app.task(name="condarchive.archive_sweep")
+def archive_sweep() -> None:
+    """Re-send lock archives whose message was lost (broker restart, worker killed)."""
+    settings = get_settings()
+    with session_scope() as session:
+        lock_ids = stale_runs(session, settings.archive_lease * 2)
+    for lock_id in lock_ids:
+        send_archive_task(lock_id)
+
+
+def run_archive(lock_id: str) -> None:
+    """Archive every package of the lock that is not archived yet."""
+    settings = get_settings()
+    store = get_store()
+    store.clean_temp(older_than=max(settings.archive_lease, settings.archive_timeout) * 2)
+    owner = _owner()
+    with session_scope() as session:
+        if find_lock(session, lock_id) is None:
+            log.warning("archive asked for unknown lock %s", lock_id)
+            return
+        ensure_entries(session, lock_package_ids(session, lock_id))
+        session.commit()
+        set_run(session, lock_id, "running")
+        while True:
+            pending = pending_entries(session, lock_id)
+            if not pending:
+                break
+            claimed = [
+                e for e in pending if claim(session, e.package_id, owner, settings.archive_lease)
+            ]
+            if not claimed:
+                # Another worker holds what is left; wait for it, or for its lease to run out.
+                touch_run(session, lock_id)
+                time.sleep(1.0)
+                continue
+            downloads: list[Download] = []
+            for entry in claimed:
+                package = entry.package
+                if package.sha256 and store.exists(package.sha256):
+                    # Stored already (another lock, a proxy fetch, or a run killed before
+                    # it recorded the blob): only verified bytes are ever renamed into place.
+                    info = BlobInfo(package.sha256, package.md5, store.size(package.sha256))
+                    mark_archived(session, entry.package_id, info)
+                    continue
+                expected = Expected(package.sha256, package.md5 or None, package.size or None)
+                downloads.append(Download(entry.package_id, package.url, expected))
+            if downloads:
+                asyncio.run(_download_all(session, store, settings, owner, lock_id, downloads))
+        set_run(session, lock_id, "done")
+
+
+async def _download_all(
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    owner: str,
+    lock_id: str,
+    downloads: list[Download],
+) -> None:
+    """Fetch concurrently, recording each result as it lands and renewing leases meanwhile."""
+    in_flight = {d.key for d in downloads}
+
+    def done(outcome: Outcome) -> None:
+        key = outcome.download.key
+        in_flight.discard(key)
+        if outcome.info is not None:
+            mark_archived(session, key, outcome.info)
+        else:
+            reason = str(outcome.error) if outcome.error else "unknown error"
+            log.warning("lock %s: could not archive %s", lock_id, reason)
+            mark_failed(session, key, reason)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(max(settings.archive_lease / 3, 0.5))
+            renew(session, sorted(in_flight), owner, settings.archive_lease)
+            touch_run(session, lock_id)
+
+    beat = asyncio.create_task(heartbeat())
+    try:
+        await mirror(
+            downloads, store, policy_from(settings), settings.archive_concurrency, on_done=done
+        )
+    finally:
+        beat.cancel()
