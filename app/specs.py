@@ -24,6 +24,7 @@ from typing import Any
 import rattler
 import yaml
 
+from app import safe_yaml
 from app.channels import ChannelError, is_url, resolve_allowed_channel
 from app.errors import InputError
 from app.targets import Target
@@ -95,7 +96,7 @@ def _line_of(node: yaml.Node | None) -> int | None:
 def _dependency_lines(text: str) -> list[int | None]:
     """Line numbers of the items under `dependencies:`, for error messages."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = safe_yaml.compose(text)
     except yaml.YAMLError:
         return []
     if not isinstance(root, yaml.MappingNode):
@@ -110,7 +111,7 @@ def parse_environment_yaml(text: str) -> tuple[str | None, list[Any], list[Any],
     """-> (name, channels, dependencies, line of each dependency). Errors name the line."""
     loc: list[str | int] = ["body", "environment"]
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -204,6 +205,15 @@ def build_spec(
         where = f" (line {line})" if line else ""
         spec = normalise_dependency(raw, [*dep_loc, i], where)
         channel = _spec_channel(spec, str(raw))
+        if channel == "defaults":
+            # `defaults` is several channels, which one spec cannot name: py-rattler would
+            # read it as conda.anaconda.org/defaults and silently find nothing.
+            raise InputError(
+                [*dep_loc, i],
+                f"{raw!r}{where}: 'defaults::' names several channels; name one, e.g. "
+                "'https://repo.anaconda.com/pkgs/main::<package>'",
+                raw,
+            )
         if channel is not None:
             add_channel(channel, [*dep_loc, i])
         normalised.append(str(spec))
@@ -222,7 +232,7 @@ def parse_environment_platforms(environment: str | None) -> list[str] | None:
     if environment is None:
         return None
     try:
-        data = yaml.safe_load(environment)
+        data = safe_yaml.load(environment)
     except yaml.YAMLError:
         return None
     platforms = data.get("platforms") if isinstance(data, dict) else None

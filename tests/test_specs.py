@@ -590,3 +590,20 @@ def test_http_same_spec_hash_for_equivalent_requests(
     assert a.json()["spec_hash"] == b.json()["spec_hash"]
     assert a.json()["request_hash"] == b.json()["request_hash"]
     assert a.json()["id"] == b.json()["id"]
+
+
+def test_defaults_channel_in_a_spec_is_refused_with_the_alternative() -> None:
+    """`defaults::pkg` would resolve to conda.anaconda.org/defaults; say what to write instead."""
+    from app.errors import InputError
+    from app.specs import build_spec
+
+    with pytest.raises(InputError) as caught:
+        build_spec(
+            environment=None,
+            channels=["conda-forge"],
+            dependencies=["numpy", "defaults::scipy>=1"],
+            allowed_channels=["conda-forge", "https://repo.anaconda.com/pkgs/main"],
+            channel_alias="https://conda.anaconda.org",
+        )
+    assert caught.value.loc == ["body", "dependencies", 1]
+    assert "https://repo.anaconda.com/pkgs/main::" in caught.value.msg
