@@ -26,9 +26,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.db import insert_ignore
 from app.models import (
     ArchiveEntry,
     Blob,
@@ -74,14 +74,6 @@ def archive_channel_url(base_url: str, channel_url: str) -> str:
     return f"{base_url.rstrip('/')}/channels/{channel_name(channel_url)}"
 
 
-def _insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).on_conflict_do_nothing(), rows)
-
-
 def lock_package_ids(session: Session, lock_id: str) -> list[int]:
     return list(
         session.scalars(
@@ -99,7 +91,7 @@ def ensure_entries(session: Session, package_ids: list[int], source: str = "lock
             .outerjoin(ArchiveEntry, ArchiveEntry.package_id == PackageFile.id)
             .where(PackageFile.id.in_(chunk), ArchiveEntry.package_id.is_(None))
         ).all()
-        _insert_ignore(
+        insert_ignore(
             session,
             ArchiveEntry,
             [
@@ -119,12 +111,32 @@ def ensure_entries(session: Session, package_ids: list[int], source: str = "lock
         )
 
 
+def lock_bytes(session: Session, lock_id: str) -> int:
+    """The summed size of the lock's distinct package files: what archiving it stores."""
+    ids = select(LockPackage.package_id).where(LockPackage.lock_id == lock_id).distinct()
+    total = session.scalar(select(func.sum(PackageFile.size)).where(PackageFile.id.in_(ids)))
+    return int(total or 0)
+
+
 def request_archive(session: Session, lock_id: str, retry_failed: bool) -> bool:
     """Mark the lock's packages pending (failed ones too when `retry_failed`) and queue the task.
 
     Commits. Returns False when the broker could not be reached; the request stays recorded
-    as queued, and asking again (or the beat sweep) re-sends it.
+    as queued, and asking again (or the beat sweep) re-sends it. A lock over
+    CONDARCHIVE_MAX_ARCHIVE_BYTES_PER_LOCK is not archived (False, nothing recorded): the
+    API refuses it with 422, and the automatic archive after a solve skips it.
     """
+    from app.config import get_settings
+
+    limit = get_settings().max_archive_bytes_per_lock
+    if (total := lock_bytes(session, lock_id)) > limit:
+        log.warning(
+            "not archiving lock %s: %d bytes is over CONDARCHIVE_MAX_ARCHIVE_BYTES_PER_LOCK=%d",
+            lock_id,
+            total,
+            limit,
+        )
+        return False
     ids = lock_package_ids(session, lock_id)
     ensure_entries(session, ids)
     if retry_failed and ids:
@@ -231,7 +243,7 @@ def renew(session: Session, package_ids: list[int], owner: str, lease: float) ->
 
 def record_blob(session: Session, info: BlobInfo) -> None:
     """The blobs row, once: two workers storing the same file both end here harmlessly."""
-    _insert_ignore(
+    insert_ignore(
         session,
         Blob,
         [{"sha256": info.sha256, "md5": info.md5, "size": info.size, "stored_at": utcnow()}],
@@ -266,7 +278,7 @@ def record_proxied(session: Session, record: dict[str, Any], info: BlobInfo) -> 
     """
     sha256 = record.get("sha256") or info.sha256
     content_key = sha256 or f"md5:{record.get('md5')}"
-    _insert_ignore(
+    insert_ignore(
         session,
         PackageFile,
         [

@@ -6,8 +6,10 @@ through :func:`resolve_allowed_channel` before a solve is queued.
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from urllib.parse import urlsplit, urlunsplit
+from functools import lru_cache
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import rattler
 
@@ -80,18 +82,98 @@ def is_allowed(url: str, allowed: list[str], channel_alias: str) -> bool:
     Matching is by whole path segments, so `conda-forge` never admits `conda-forge-evil`.
     """
     for entry in allowed:
-        try:
-            prefixes = resolve_channel(entry, channel_alias)
-        except ChannelError:
-            continue
-        if any(_prefix_matches(url, prefix) for prefix in prefixes):
+        if any(_prefix_matches(url, prefix) for prefix in _entry_prefixes(entry, channel_alias)):
             return True
     return False
+
+
+@lru_cache(maxsize=256)
+def _entry_prefixes(entry: str, channel_alias: str) -> tuple[str, ...]:
+    """An allowlist entry's URL prefixes (cached: every locked package URL is checked)."""
+    try:
+        return tuple(resolve_channel(entry, channel_alias))
+    except ChannelError:
+        return ()
+
+
+def is_private_host(host: str | None) -> bool:
+    """True for `localhost` and IP literals that are private, loopback, link-local (the cloud
+    metadata service at 169.254.169.254), reserved, multicast or unspecified.
+
+    Host names are not resolved: a name the operator lists is trusted, and a DNS answer
+    checked now may differ from the one used to connect (DNS rebinding); an egress firewall
+    is the place to pin addresses.
+    """
+    if not host:
+        return False
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+    )
+
+
+def _listed_hosts(allowed: list[str], channel_alias: str) -> set[str]:
+    """Hosts the operator named: those of URL entries, and the alias's when names are used."""
+    hosts = {(urlsplit(e.strip()).hostname or "") for e in allowed if is_url(e)}
+    if any(not is_url(e) for e in allowed):
+        hosts.add(urlsplit(channel_alias).hostname or "")
+    return hosts - {""}
+
+
+def check_address(url: str, allowed: list[str], channel_alias: str) -> None:
+    """Refuse a URL whose host is a private address the allowlist does not name itself."""
+    host = urlsplit(url).hostname
+    if is_private_host(host) and host not in _listed_hosts(allowed, channel_alias):
+        raise ChannelError(
+            f"{url} points at a private, loopback or link-local address ({host}) that is "
+            "not in CONDARCHIVE_ALLOWED_CHANNELS; such hosts are fetched only if listed there"
+        )
+
+
+def fetch_refusal(url: str, allowed: list[str], channel_alias: str) -> str | None:
+    """Why the service must not fetch `url` (a package file, or where a redirect points),
+    or None when it may.
+
+    Only where a channel could be: http(s) (or file:// where listed), no credentials, no
+    dot segments, not a private address the allowlist does not name, and inside the
+    allowlist. So a channel whose files live on a CDN (or whose repodata sets `base_url`)
+    needs that host listed.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https", "file"):
+        return f"{url} is not an http(s) URL"
+    if parts.username or parts.password:
+        return f"{url} carries credentials"
+    if any(seg in (".", "..") for seg in unquote(parts.path).replace("\\", "/").split("/")):
+        return f"{url} has '.' or '..' in its path"
+    base = urlunsplit((scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+    try:
+        check_address(base, allowed, channel_alias)
+    except ChannelError as exc:
+        return str(exc)
+    if not is_allowed(base, allowed, channel_alias):
+        return f"{url} is not in CONDARCHIVE_ALLOWED_CHANNELS"
+    return None
 
 
 def resolve_allowed_channel(channel: str, allowed: list[str], channel_alias: str) -> list[str]:
     urls = resolve_channel(channel, channel_alias)
     for url in urls:
+        check_address(url, allowed, channel_alias)
         if not is_allowed(url, allowed, channel_alias):
             raise ChannelError(
                 f"channel {channel!r} ({url}) is not in CONDARCHIVE_ALLOWED_CHANNELS; "

@@ -36,9 +36,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _env_with(host=args.host, port=str(args.port))
     settings = get_settings()
     from app.db import session_scope
-    from app.jobs import orphaned
     from app.migrate import upgrade
-    from app.queue import enqueue_solve
+    from app.sweeper import Sweeper, sweep
 
     upgrade()
     worker: subprocess.Popen[bytes] | None = None
@@ -46,22 +45,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
     # Jobs whose message may be gone: in embedded mode the only worker is ours, so every
     # running job belongs to a dead process; with remote workers, only expired leases do.
-    lease = 0.0 if (settings.embedded and worker) else settings.solve_timeout + 60
+    # Every queued job is re-sent now, unless the queue already holds enough messages.
+    own_worker = bool(settings.embedded and worker)
     with session_scope() as session:
-        for job_id in orphaned(session, lease):
-            enqueue_solve(job_id)
+        sweep(session, settings, lease=0.0 if own_worker else None, grace=0.0)
         from app.archive import resend_lost_archives
 
-        resend_lost_archives(session, own_worker=bool(settings.embedded and worker))  # issue 4
+        resend_lost_archives(session, own_worker=own_worker)  # issue 4
+    sweeper = Sweeper(settings).start()  # then every CONDARCHIVE_SWEEP_INTERVAL seconds
     mode = "embedded (SQLite, local broker)" if settings.embedded else "distributed"
     print(
         f"condarchive serving on http://{args.host}:{args.port} [{mode}], "
         f"data in {settings.resolved_data_dir}",
         file=sys.stderr,
     )
+    from app.auth import auth_notice
+
+    print(auth_notice(settings.resolved_auth, settings.public_reads, args.host), file=sys.stderr)
     try:
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port)
     finally:
+        sweeper.stop()
         if worker is not None:
             worker.send_signal(signal.SIGTERM)
             try:
@@ -126,6 +130,8 @@ def _print_error(body: Any) -> None:
 def cmd_lock(args: argparse.Namespace) -> int:
     import httpx
 
+    from app.client_auth import auth_headers
+
     body: dict[str, Any] = {"channel_priority": args.channel_priority}
     if args.file:
         try:
@@ -148,7 +154,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     server = _server(args)
     tty = sys.stderr.isatty()
     try:
-        with httpx.Client(base_url=server, timeout=30) as client:
+        with httpx.Client(base_url=server, timeout=30, headers=auth_headers()) as client:
             response = client.post("/api/v1/solves", json=body)
             if response.status_code == 422:
                 _print_error(response.json())
@@ -248,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     from app.cli_locks import add_lock_commands
 
     add_lock_commands(sub)  # show, export, import, diff
+
+    from app.cli_tokens import register as register_tokens
+
+    register_tokens(sub)  # token create, list, revoke (issue 5)
     return parser
 
 

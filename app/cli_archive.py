@@ -76,7 +76,9 @@ def _fetch_plan(
     """(target name, lock, locked packages, their archive states) from the server."""
     import httpx
 
-    with httpx.Client(base_url=server, timeout=60) as client:
+    from app.client_auth import auth_headers
+
+    with httpx.Client(base_url=server, timeout=60, headers=auth_headers()) as client:
         response = client.get(f"/api/v1/locks/{lock_id}")
         if response.status_code == 404:
             raise LookupError(f"no lock {lock_id} on {server}")
@@ -97,21 +99,30 @@ def _fetch_plan(
     return target, lock, packages, states
 
 
-def _archive_records(packages: list[dict[str, Any]], states: list[dict[str, Any]]) -> list[Any]:
+def _archive_records(
+    packages: list[dict[str, Any]], states: list[dict[str, Any]], server: str = ""
+) -> list[Any]:
     """RepoDataRecords pointing at the archive, checked against the lock's hashes."""
     import httpx
     import rattler
 
+    from app.client_auth import auth_headers_for
+    from app.filenames import check_package_filename, check_subdir
+
     by_url = {s["url"]: s for s in states}
     groups: dict[str, list[dict[str, Any]]] = {}
     for package in packages:
+        # The server's word, from upstream's: plain names before they name cache files.
+        check_package_filename(package["filename"])
+        check_subdir(package["subdir"])
         archive_url = by_url[package["url"]]["archive_url"]
         channel_subdir = archive_url.rsplit("/", 1)[0]
         groups.setdefault(channel_subdir, []).append(package)
     records: list[Any] = []
     with httpx.Client(timeout=60) as client, tempfile.TemporaryDirectory() as tmp:
         for index, (channel_subdir, members) in enumerate(sorted(groups.items())):
-            response = client.get(f"{channel_subdir}/repodata.json")
+            url = f"{channel_subdir}/repodata.json"
+            response = client.get(url, headers=auth_headers_for(url, server))
             response.raise_for_status()
             repodata = response.json()
             listed = {**repodata.get("packages", {}), **repodata.get("packages.conda", {})}
@@ -158,7 +169,7 @@ def cmd_install(args: argparse.Namespace) -> int:
             print(f"not archived: {state['filename']}: {state['state']}{reason}", file=sys.stderr)
         return _fail(f"{len(missing)} package(s) of target {target} are not in the archive")
     try:
-        records = _archive_records(packages, states)
+        records = _archive_records(packages, states, server)
     except (LookupError, ValueError) as exc:
         return _fail(str(exc))
     except httpx.HTTPError as exc:

@@ -30,12 +30,14 @@ def _server(args: argparse.Namespace) -> str:
 def _client(args: argparse.Namespace) -> Any:
     import httpx
 
+    from app.client_auth import auth_headers
+
     # JSON errors; lockfile downloads are the same whatever the Accept header says.
     return httpx.Client(
         base_url=_server(args),
         timeout=args.timeout,
         follow_redirects=True,
-        headers={"Accept": "application/json"},
+        headers={"Accept": "application/json", **auth_headers()},
     )
 
 

@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     repodata_ttl: float = 600.0  # seconds a warm worker trusts its in-memory repodata
     max_attempts: int = 3  # deliveries of one job before it ends as failed
 
+    # Faults and recovery (issue 5): the database is the queue's truth; these bound how
+    # long a lost job (killed worker, lost queue message) waits before it is taken back.
+    job_lease: float = 60.0  # seconds a running job may go without a heartbeat
+    sweep_interval: float = 15.0  # seconds between `serve`'s sweeps for lost jobs; 0: off
+    sweep_grace: float = 30.0  # seconds a queued job waits before its message is re-sent
+    repodata_retries: int = 3  # retries of a repodata request on 5xx, timeout, reset
+    db_connect_timeout: int = 5  # seconds to reach Postgres before answering 503
+
     # Archive (issue 4): every locked package kept in a content-addressed blob store.
     archive: Literal["auto", "off"] = "auto"  # auto: archive each new lock's packages
     blob_dir: Path | None = None  # default: data_dir/blobs
@@ -51,6 +59,20 @@ class Settings(BaseSettings):
     proxy_repodata_ttl: float = 300.0  # seconds before cached upstream repodata is refreshed
     repodata_max_age: int = 60  # Cache-Control max-age of served repodata
     verify_interval: float = 86400.0  # seconds between beat-scheduled `verify` runs
+
+    # Who may write, and how much (issue 5). Every limit is named in the error it causes.
+    auth: Literal["", "none", "token"] = ""  # "": token when distributed, none when embedded
+    public_reads: bool = True  # false: reading locks, pages and channels needs a token too
+    token: str = ""  # the client side: the API token the CLI sends (Authorization: Bearer)
+    max_body_bytes: int = 1_048_576  # request body, any route but the import
+    max_import_bytes: int = 33_554_432  # request body of POST /api/v1/locks/import
+    max_dependencies: int = 500  # match specs in one solve request
+    max_targets: int = 16  # targets in one solve request
+    max_jobs_per_token: int = 20  # solves one token may have queued or running at once
+    max_archive_bytes_per_lock: int = 20 * 1024**3  # sum of a lock's package sizes to archive
+    max_environment_bytes: int = 262_144  # environment.yml text in a solve request
+    max_yaml_depth: int = 32  # nesting of any YAML document we parse
+    max_yaml_alias_nodes: int = 10_000  # nodes reached through YAML aliases ("billion laughs")
 
     @property
     def resolved_data_dir(self) -> Path:
@@ -72,6 +94,13 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when no external database is configured (the one-command default)."""
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def resolved_auth(self) -> Literal["none", "token"]:
+        """`auth` with its default applied: a shared (distributed) deployment needs tokens."""
+        if self.auth:
+            return self.auth
+        return "none" if self.embedded else "token"
 
     @property
     def repodata_cache_dir(self) -> Path:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
@@ -21,12 +23,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, connect_timeout: int = 5) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # While Postgres is unreachable a request must fail fast (503), not hang: bound the
+    # connect, and the wait for a pooled connection. pre_ping replaces connections the
+    # server dropped, so the service recovers without a restart when it is back.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=connect_timeout * 2,
+        connect_args={"connect_timeout": connect_timeout},
+    )
 
 
 @lru_cache
@@ -34,7 +46,7 @@ def get_engine() -> Engine:
     settings = get_settings()
     if settings.embedded:
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-    return make_engine(settings.resolved_database_url)
+    return make_engine(settings.resolved_database_url, settings.db_connect_timeout)
 
 
 @lru_cache
@@ -60,3 +72,13 @@ def get_session() -> Iterator[Session]:
     """FastAPI dependency."""
     with session_scope() as session:
         yield session
+
+
+def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """INSERT rows, skipping those that collide with a unique key: how write-once rows
+    (locks, package files, archive entries) are written by racing writers."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(table).on_conflict_do_nothing(), rows)

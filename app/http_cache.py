@@ -8,6 +8,9 @@ strong ETag (the body's sha256) and answer `If-None-Match` with 304.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 
 from fastapi import Request, Response
 
@@ -43,3 +46,30 @@ def cached(
     if none_match(request, etag):
         return Response(status_code=304, headers=all_headers)
     return Response(content=body, media_type=media_type, headers=all_headers)
+
+
+class RenderCache:
+    """A small LRU of rendered bytes for content that never changes (a lock's JSON).
+
+    Rendering a lock costs a few database queries and a validation pass; a permalink is
+    read far more often than it is made, so each process keeps its recent renderings.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> bytes | None:
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+            return body
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        with self._lock:
+            self._items[key] = body
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)

@@ -12,7 +12,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -49,10 +49,13 @@ def find_fresh(session: Session, request_hash: str, window: float) -> SolveJob |
     ).first()
 
 
-def submit(session: Session, request: SolveRequest, window: float) -> tuple[SolveJob, bool]:
+def submit(
+    session: Session, request: SolveRequest, window: float, token_id: int | None = None
+) -> tuple[SolveJob, bool]:
     """Return (job, created). An identical active or fresh job is returned instead of a new one.
 
-    Commits: a created job is in the database before the caller answers 202.
+    Commits: a created job is in the database before the caller answers 202. `token_id`
+    records who submitted it (a token's concurrent solves are bounded, app/limits.py).
     """
     request_hash = request.hash
     for _ in range(5):
@@ -71,6 +74,7 @@ def submit(session: Session, request: SolveRequest, window: float) -> tuple[Solv
             active_key=request_hash,
             status="queued",
             progress={t.name: "pending" for t in request.targets},
+            token_id=token_id,
         )
         session.add(job)
         try:
@@ -87,17 +91,21 @@ def submit(session: Session, request: SolveRequest, window: float) -> tuple[Solv
 
 
 def claim(session: Session, job_id: str, lease: float, max_attempts: int) -> SolveJob | None:
-    """Mark the job running if it is queued (or running with an expired lease)."""
+    """Mark the job running if it is queued (or running with an expired lease).
+
+    Each claim counts an attempt, and the attempt number is the worker's fencing token:
+    everything it writes afterwards (:func:`heartbeat`, :func:`set_progress`,
+    :func:`succeed`, :func:`fail`) names it, so a worker whose job was taken over
+    (stalled past its lease, then woke up) can no longer change the job.
+    """
     stale = utcnow() - timedelta(seconds=lease)
+    claimable = or_(
+        SolveJob.status == "queued",
+        (SolveJob.status == "running") & (SolveJob.heartbeat_at < stale),
+    )
     result = session.execute(
         update(SolveJob)
-        .where(
-            SolveJob.id == job_id,
-            or_(
-                SolveJob.status == "queued",
-                (SolveJob.status == "running") & (SolveJob.heartbeat_at < stale),
-            ),
-        )
+        .where(SolveJob.id == job_id, claimable, SolveJob.attempts < max_attempts)
         .values(
             status="running",
             stage="fetching repodata",
@@ -107,34 +115,83 @@ def claim(session: Session, job_id: str, lease: float, max_attempts: int) -> Sol
         )
     )
     session.commit()
-    if result.rowcount != 1:
-        return None
-    job = session.get(SolveJob, job_id)
-    if job is not None and job.attempts > max_attempts:
-        fail(
-            session,
-            job_id,
-            "internal",
-            f"gave up after {job.attempts - 1} attempts",
-            {"attempts": job.attempts - 1},
+    if result.rowcount == 1:
+        return session.get(SolveJob, job_id, populate_existing=True)
+    spent = session.scalar(
+        select(SolveJob.attempts).where(
+            SolveJob.id == job_id, claimable, SolveJob.attempts >= max_attempts
         )
-        return None
-    return job
+    )
+    if spent is not None:  # claimable, but every attempt is used up
+        give_up(session, job_id, spent, max_attempts, claimable)
+    return None
 
 
-def set_progress(session: Session, job_id: str, stage: str, progress: dict[str, str]) -> None:
+def give_up(session: Session, job_id: str, attempts: int, max_attempts: int, *where: Any) -> bool:
+    """End a job that every attempt left unfinished (its worker killed or lost each time).
+
+    `where` narrows the UPDATE (the sweeper: only while the lease is still expired).
+    """
+    message = (
+        f"gave up after {attempts} attempts (CONDARCHIVE_MAX_ATTEMPTS={max_attempts}): "
+        "each time, the worker running it stopped before it finished (killed, or lost "
+        "its connection to the database)"
+    )
+    values = _failed("attempts", message, {"attempts": attempts, "max_attempts": max_attempts})
+    result = session.execute(
+        update(SolveJob)
+        .where(SolveJob.id == job_id, SolveJob.attempts == attempts, *where)
+        .values(**values)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def _fenced(job_id: str, attempt: int | None) -> list[Any]:
+    """WHERE clauses for a worker's write: the job is still its own (see :func:`claim`)."""
+    clauses: list[Any] = [SolveJob.id == job_id]
+    if attempt is not None:
+        clauses += [SolveJob.attempts == attempt, SolveJob.status.in_(ACTIVE)]
+    return clauses
+
+
+def heartbeat(session: Session, job_id: str, attempt: int) -> bool:
+    """Renew the lease of a running job; False when the job is no longer this attempt's."""
+    result = session.execute(
+        update(SolveJob)
+        .where(*_fenced(job_id, attempt), SolveJob.status == "running")
+        .values(heartbeat_at=utcnow())
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def set_progress(
+    session: Session,
+    job_id: str,
+    stage: str,
+    progress: dict[str, str],
+    attempt: int | None = None,
+) -> None:
     session.execute(
         update(SolveJob)
-        .where(SolveJob.id == job_id, SolveJob.status == "running")
+        .where(*_fenced(job_id, attempt), SolveJob.status == "running")
         .values(stage=stage, progress=dict(progress), heartbeat_at=utcnow())
     )
     session.commit()
 
 
-def succeed(session: Session, job_id: str, lock_id: str, progress: dict[str, str]) -> None:
-    session.execute(
+def succeed(
+    session: Session,
+    job_id: str,
+    lock_id: str,
+    progress: dict[str, str],
+    attempt: int | None = None,
+) -> bool:
+    """Record the lock; False (and nothing written) when `attempt` no longer holds the job."""
+    result = session.execute(
         update(SolveJob)
-        .where(SolveJob.id == job_id)
+        .where(*_fenced(job_id, attempt))
         .values(
             status="succeeded",
             stage="done",
@@ -145,6 +202,7 @@ def succeed(session: Session, job_id: str, lock_id: str, progress: dict[str, str
         )
     )
     session.commit()
+    return result.rowcount == 1
 
 
 def fail(
@@ -154,34 +212,89 @@ def fail(
     message: str,
     detail: dict[str, Any] | None = None,
     progress: dict[str, str] | None = None,
-) -> None:
-    values: dict[str, Any] = {
+    attempt: int | None = None,
+) -> bool:
+    """Record the failure; False (and nothing written) when `attempt` no longer holds the job."""
+    values = _failed(kind, message, detail)
+    if progress is not None:
+        values["progress"] = dict(progress)
+    result = session.execute(update(SolveJob).where(*_fenced(job_id, attempt)).values(**values))
+    session.commit()
+    return result.rowcount == 1
+
+
+def _failed(kind: str, message: str, detail: dict[str, Any] | None) -> dict[str, Any]:
+    return {
         "status": "failed",
         "stage": "done",
         "error": {"kind": kind, "message": message, "detail": detail or {}},
         "active_key": None,
         "finished_at": utcnow(),
     }
-    if progress is not None:
-        values["progress"] = dict(progress)
-    session.execute(update(SolveJob).where(SolveJob.id == job_id).values(**values))
-    session.commit()
 
 
-def orphaned(session: Session, lease: float) -> list[str]:
-    """Jobs whose queue message may be gone: all queued ones, and running ones past the lease.
+def requeue_expired(
+    session: Session, lease: float, max_attempts: int
+) -> tuple[list[str], list[str]]:
+    """Take back running jobs whose worker stopped renewing its lease. Commits.
 
-    Running ones are put back to queued; re-sending their ids is safe because a worker
-    claims a job before acting on it.
+    Returns (requeued, failed): a job with attempts to spare goes back to queued (its
+    message is re-sent at once: see :func:`due_for_resend`); one that used them all ends
+    as failed with kind ``attempts``. A worker that was only stalled finds, when it
+    wakes, that its fencing token no longer matches.
     """
     stale = utcnow() - timedelta(seconds=lease)
-    session.execute(
-        update(SolveJob)
-        .where(SolveJob.status == "running", SolveJob.heartbeat_at < stale)
-        .values(status="queued", stage=None)
+    expired = (SolveJob.status == "running") & (SolveJob.heartbeat_at < stale)
+    spent = list(
+        session.execute(
+            select(SolveJob.id, SolveJob.attempts).where(expired, SolveJob.attempts >= max_attempts)
+        )
+    )
+    failed = [
+        job_id
+        for job_id, attempts in spent
+        if give_up(session, job_id, attempts, max_attempts, expired)
+    ]
+    requeued = list(
+        session.scalars(
+            update(SolveJob)
+            .where(expired, SolveJob.attempts < max_attempts)
+            .values(status="queued", stage=None, heartbeat_at=None)
+            .returning(SolveJob.id)
+        )
     )
     session.commit()
-    return list(session.scalars(select(SolveJob.id).where(SolveJob.status == "queued")))
+    return requeued, failed
+
+
+def due_for_resend(session: Session, grace: float, only: list[str] | None = None) -> list[str]:
+    """Queued jobs not sent (or re-sent) within `grace` seconds, stamped as sent now. Commits.
+
+    A queued job's ``heartbeat_at`` records when its message was last re-sent, so each
+    job is re-sent at most once per grace period, and the stamp is taken by one atomic
+    UPDATE, so two API replicas sweeping at once never both re-send the same job.
+    `only` limits the sweep to these ids.
+    """
+    if only is not None and not only:
+        return []
+    cutoff = utcnow() - timedelta(seconds=grace)
+    where = [
+        SolveJob.status == "queued",
+        func.coalesce(SolveJob.heartbeat_at, SolveJob.created_at) <= cutoff,
+    ]
+    if only is not None:
+        where.append(SolveJob.id.in_(only))
+    ids = list(
+        session.scalars(
+            update(SolveJob).where(*where).values(heartbeat_at=utcnow()).returning(SolveJob.id)
+        )
+    )
+    session.commit()
+    return ids
+
+
+def count_queued(session: Session) -> int:
+    return int(session.scalar(select(func.count()).where(SolveJob.status == "queued")) or 0)
 
 
 def job_view(job: SolveJob, base_url: str) -> dict[str, Any]:

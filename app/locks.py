@@ -8,14 +8,16 @@ made, so the same result always gets the same id.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+import rattler
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.db import insert_ignore
 from app.models import Lock, LockPackage, LockTarget, PackageFile
 from app.specs import format_time, sha256_of
 
@@ -37,6 +39,27 @@ class LockedRecord:
     size: int
     depends: tuple[str, ...]
     record: dict[str, Any]
+
+    @classmethod
+    def from_rattler(cls, record: rattler.RepoDataRecord) -> LockedRecord:
+        """One conversion for solved and imported records, so their locks look alike."""
+        data: dict[str, Any] = json.loads(record.to_json())
+        url = data["url"]
+        return cls(
+            name=data["name"],
+            version=str(data["version"]),
+            build=str(data["build"]),
+            build_number=int(data.get("build_number") or 0),
+            channel=str(data.get("channel") or "").rstrip("/"),
+            subdir=data.get("subdir") or "",
+            url=url,
+            filename=data.get("fn") or url.rsplit("/", 1)[-1],
+            sha256=data.get("sha256"),
+            md5=data.get("md5") or "",
+            size=int(data.get("size") or 0),
+            depends=tuple(data.get("depends") or ()),
+            record=data,
+        )
 
     @property
     def content_key(self) -> str:
@@ -72,12 +95,37 @@ def lock_id_of(targets: list[LockedTarget]) -> str:
     return sha256_of(lock_canonical(targets))
 
 
-def _insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(table).on_conflict_do_nothing(), rows)
+def _package_ids(session: Session, records: list[LockedRecord]) -> dict[tuple[str, str], int]:
+    """Ids of the package rows that exist already, keyed by (url, content_key)."""
+    ids: dict[tuple[str, str], int] = {}
+    urls = sorted({r.url for r in records})
+    for chunk_start in range(0, len(urls), 500):
+        chunk = urls[chunk_start : chunk_start + 500]
+        for pid, url, key in session.execute(
+            select(PackageFile.id, PackageFile.url, PackageFile.content_key).where(
+                PackageFile.url.in_(chunk)
+            )
+        ):
+            ids[(url, key)] = pid
+    return ids
+
+
+def _package_row(r: LockedRecord) -> dict[str, Any]:
+    return {
+        "url": r.url,
+        "content_key": r.content_key,
+        "sha256": r.sha256,
+        "md5": r.md5,
+        "size": r.size,
+        "name": r.name,
+        "version": r.version,
+        "build": r.build,
+        "build_number": r.build_number,
+        "channel": r.channel,
+        "subdir": r.subdir,
+        "filename": r.filename,
+        "record": r.record,
+    }
 
 
 def store_lock(
@@ -87,47 +135,27 @@ def store_lock(
     spec_hash: str,
     provenance: dict[str, Any],
 ) -> str:
-    """Write the lock if it is new and return its id. An existing lock is never touched."""
+    """Write the lock if it is new and return its id. An existing lock is never touched.
+
+    Package rows are looked up before they are inserted: most files of a new lock are
+    already known from earlier locks, and re-sending their full records is the
+    costliest part of storing a lock.
+    """
     lock_id = lock_id_of(targets)
-    records = {r.content_key + r.url: r for t in targets for r in t.records}
-    _insert_ignore(
-        session,
-        PackageFile,
-        [
-            {
-                "url": r.url,
-                "content_key": r.content_key,
-                "sha256": r.sha256,
-                "md5": r.md5,
-                "size": r.size,
-                "name": r.name,
-                "version": r.version,
-                "build": r.build,
-                "build_number": r.build_number,
-                "channel": r.channel,
-                "subdir": r.subdir,
-                "filename": r.filename,
-                "record": r.record,
-            }
-            for r in records.values()
-        ],
-    )
-    ids: dict[tuple[str, str], int] = {}
-    urls = sorted({r.url for r in records.values()})
-    for chunk_start in range(0, len(urls), 500):
-        chunk = urls[chunk_start : chunk_start + 500]
-        for pid, url, key in session.execute(
-            select(PackageFile.id, PackageFile.url, PackageFile.content_key).where(
-                PackageFile.url.in_(chunk)
-            )
-        ):
-            ids[(url, key)] = pid
-    _insert_ignore(
+    if session.scalar(select(Lock.id).where(Lock.id == lock_id)) is not None:
+        return lock_id
+    records = list({(r.url, r.content_key): r for t in targets for r in t.records}.values())
+    ids = _package_ids(session, records)
+    missing = [r for r in records if (r.url, r.content_key) not in ids]
+    if missing:
+        insert_ignore(session, PackageFile, [_package_row(r) for r in missing])
+        ids.update(_package_ids(session, missing))
+    insert_ignore(
         session,
         Lock,
         [{"id": lock_id, "spec": spec, "spec_hash": spec_hash, "provenance": provenance}],
     )
-    _insert_ignore(
+    insert_ignore(
         session,
         LockTarget,
         [
@@ -140,7 +168,7 @@ def store_lock(
             for t in targets
         ],
     )
-    _insert_ignore(
+    insert_ignore(
         session,
         LockPackage,
         [

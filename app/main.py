@@ -1,14 +1,21 @@
-"""create_app(): mounts routers and error handlers, nothing else."""
+"""create_app(): mounts routers, middleware and error handlers, nothing else."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.api import admin, health, locks, pages, permalinks, solves
 from app.api import archive as archive_api
 from app.api import channels as channels_api
-from app.api import health, locks, pages, permalinks, solves
+from app.api import responses as documented
+from app.auth import require_reader
+from app.config import get_settings
+from app.limits import BodySizeLimit, BodyTooLarge, LimitExceeded
+
+IMPORT_PATH = "/api/v1/locks/import"  # its body limit is CONDARCHIVE_MAX_IMPORT_BYTES
 
 
 def create_app() -> FastAPI:
@@ -17,20 +24,35 @@ def create_app() -> FastAPI:
         version="0.1.0",
         description="Resolve, lock and archive conda environments.",
     )
-    app.include_router(solves.router)
-    app.include_router(locks.router)
+    # Reads are public unless CONDARCHIVE_PUBLIC_READS=false; writes check their own scope.
+    readers = [Depends(require_reader)]
+    app.include_router(solves.router, dependencies=readers)
+    app.include_router(locks.router, dependencies=readers)
     app.include_router(health.router)
-    app.include_router(archive_api.router)
-    app.include_router(channels_api.router)
-    app.include_router(permalinks.router)
-    app.include_router(pages.router)
+    app.include_router(admin.router)
+    app.include_router(archive_api.router, dependencies=readers)
+    app.include_router(channels_api.router, dependencies=readers, responses=documented.CHANNEL)
+    app.include_router(permalinks.router, dependencies=readers, responses=documented.PERMALINK)
+    app.include_router(pages.router, dependencies=readers)
+    app.add_middleware(BodySizeLimit, settings=get_settings(), import_path=IMPORT_PATH)
 
-    @app.exception_handler(OperationalError)
-    async def database_unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
+    async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
             status_code=503,
             content={"detail": "the database is unavailable; try again shortly"},
             headers={"Retry-After": "5"},
         )
+
+    # Lost connection, refused connection, or no pooled connection free in time.
+    for unavailable in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(unavailable, database_unavailable)
+
+    @app.exception_handler(LimitExceeded)
+    async def limit_exceeded(_request: Request, exc: LimitExceeded) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content=exc.body, headers=exc.headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(status_code=413, content=exc.body, headers={"Connection": "close"})
 
     return app

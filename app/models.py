@@ -69,6 +69,10 @@ class SolveJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The API token that submitted the job (issue 5): bounds its concurrent solves.
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id"), index=True, nullable=True
+    )
 
 
 class Lock(Base):
@@ -203,3 +207,23 @@ class VerifyReport(Base):
     ok: Mapped[bool] = mapped_column(default=True)
     summary: Mapped[dict[str, Any]] = mapped_column(JSON)
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# --- Auth (issue 5) ----------------------------------------------------------------------
+
+
+class ApiToken(Base):
+    """An API token: only its sha256 is kept, so the table does not leak usable tokens.
+
+    A revoked token keeps its row (and name), so `token list` shows who had access.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))  # solve | import | admin
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)

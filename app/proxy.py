@@ -36,6 +36,8 @@ from app.archive import archive_fingerprint, archived_packages, channel_name, fi
 from app.archive import record_proxied as record_proxied_package
 from app.config import Settings
 from app.db import session_scope
+from app.egress import guard_hooks
+from app.filenames import is_package_filename
 from app.repodata import compress, empty_repodata, encode, etag_of, merge_archived
 from app.storage import BlobInfo, BlobStore, Expected
 
@@ -92,6 +94,9 @@ class Proxy:
 
     def __init__(self, settings: Settings, store: BlobStore) -> None:
         self.channels = settings.proxy_channel_map
+        # Fetches (and redirects) may go to the allowlist and the proxied upstreams.
+        self.fetches_from = settings.allowed_channel_entries + list(self.channels.values())
+        self.alias = settings.channel_alias
         self.root = settings.proxy_dir
         self.ttl = settings.proxy_repodata_ttl
         self.store = store
@@ -116,7 +121,11 @@ class Proxy:
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0))
-            self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+            self._client = httpx.AsyncClient(
+                timeout=timeout,
+                follow_redirects=True,
+                event_hooks=guard_hooks(self.fetches_from, self.alias),
+            )
         return self._client
 
     def _read_copy(self, name: str, subdir: str) -> UpstreamCopy | None:
@@ -309,6 +318,8 @@ class Proxy:
 
     async def package(self, name: str, subdir: str, filename: str) -> str:
         """The sha256 of the stored file, fetching and verifying it first if need be."""
+        if not is_package_filename(filename):
+            raise ProxyError(404, f"{filename!r} is not a conda package filename")
         cname = channel_name(self.channels[name])
         sha256 = await run_in_threadpool(self._archived_sha256, cname, subdir, filename)
         if sha256:

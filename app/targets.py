@@ -100,7 +100,7 @@ def _merge(platform: str, given: list[str]) -> tuple[str, ...]:
 def parse_target(raw: object, loc: list[str | int]) -> Target:
     """A platform string, the `<platform>-cuda<version>` shorthand, or a target object."""
     if isinstance(raw, str):
-        shorthand = _CUDA_SHORTHAND.match(raw)
+        shorthand = _CUDA_SHORTHAND.fullmatch(raw)  # not .match: `$` admits a final "\n"
         if shorthand and shorthand["platform"] in PLATFORMS:
             cuda = parse_virtual_package(f"__cuda={shorthand['version']}", loc)
             return Target(raw, shorthand["platform"], _merge(shorthand["platform"], [cuda]))
@@ -112,7 +112,7 @@ def parse_target(raw: object, loc: list[str | int]) -> Target:
             raise InputError(loc, f"unknown target field(s): {', '.join(sorted(unknown))}")
         platform = _check_platform(raw.get("platform"), [*loc, "platform"])
         name = raw.get("name", platform)
-        if not isinstance(name, str) or not _TARGET_NAME.match(name):
+        if not isinstance(name, str) or not _TARGET_NAME.fullmatch(name):
             raise InputError(
                 [*loc, "name"], "target name must be 1-64 letters, digits, '.', '_' or '-'", name
             )

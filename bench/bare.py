@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -68,16 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("specs", nargs="+")
     args = parser.parse_args(argv)
     seconds, solved = BareSolver(args.cache_dir).solve(args.channel, args.specs, [args.platform])
-    memory = proc_memory_self()
+    memory = proc_memory(os.getpid())
     print(json.dumps({"seconds": seconds, "solved": solved, **memory}))
     return 0
 
 
-def proc_memory_self() -> dict[str, int]:
-    import os
-
-    return proc_memory(os.getpid())
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    os._exit(code)  # see bench/__main__.py: py-rattler can crash interpreter finalization

@@ -29,7 +29,3 @@ class Context:
         body = self.workload.body(case, targets)
         job = self.stack.solve(body, self.config.job_timeout)
         return job.expect(case.satisfiable, case.label)
-
-    def new_stack(self, name: str, **settings: str) -> Stack:
-        """Another stack (own database and queue) on the same channels; the caller closes it."""
-        return Stack(self.workdir / name, self.workload.server.url, **settings).start()

@@ -28,7 +28,8 @@ class Goal:
 
     def __str__(self) -> str:
         symbol = {"<=": "≤", ">=": "≥"}[self.op]
-        return f"{symbol} {self.bound:g}{(' ' + self.unit) if self.unit else ''}"
+        gap = "" if self.unit.startswith("×") else " "
+        return f"{symbol} {self.bound:g}{gap}{self.unit}".rstrip()
 
 
 @dataclass

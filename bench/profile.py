@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -197,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stack.close()
         workload.server.stop()
+        shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -228,7 +228,11 @@ class Stack:
         self.db.drop()
         import redis
 
-        redis.Redis.from_url(REDIS_URL).delete(self.env["CONDARCHIVE_QUEUE"])
+        # The queue and kombu's bindings for it (`_kombu.binding.<queue>`, ...).
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(f"*{self.env['CONDARCHIVE_QUEUE']}*"))
+        if keys:
+            client.delete(*keys)
 
 
 _target_numbers = itertools.count()

@@ -74,6 +74,12 @@ class Workload:
     def light_case(self) -> Case:
         return LIGHT_REAL if self.has_realdata else self.synthetic_case()
 
+    def fallback_notes(self) -> list[str]:
+        """What a section that fell back to the synthetic channel should say."""
+        if self.has_realdata:
+            return []
+        return ["runs on the synthetic channel: ../shared/realdata is absent"]
+
     def body(self, case: Case, targets: list[Any]) -> dict[str, Any]:
         return {
             "channels": self.urls(case.channels),

@@ -20,10 +20,10 @@ from bench.stack import missing_services
 
 pytestmark = pytest.mark.distributed
 
-#: Sections with figures on the real channels; without ../shared/realdata they run the
-#: synthetic figures only and say why the real ones are missing. (memory leaves its real
-#: case out of every smoke run, to keep it short.)
-REALDATA_FIGURES = ("overhead", "cold")
+#: Sections that use the real channels; without ../shared/realdata they run on the
+#: synthetic channel only and say so. (memory leaves its real case out of every smoke
+#: run, to keep it short.)
+REALDATA_SECTIONS = ("overhead", "targets", "cache", "cold", "archive", "scale")
 
 
 def _require_services() -> None:
@@ -65,7 +65,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         for figure in section["figures"]:
             assert isinstance(figure["value"], float | int) and figure["value"] > 0, figure
             assert figure["verdict"] in ("pass", "miss", "info"), figure
-        if not REALDATA.is_dir() and name in REALDATA_FIGURES:
+        if not REALDATA.is_dir() and name in REALDATA_SECTIONS:
             assert any("realdata is absent" in note for note in section["notes"]), section
     for line in ("1. Solve overhead", "7. Scale"):
         assert line in done.stdout

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from app.egress import FetchRefused, guard_hooks
 from app.storage import BlobInfo, BlobMismatch, BlobStore, BlobWriter, Expected
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,15 @@ class _Retry(Exception):
 
 
 def make_client(policy: RetryPolicy, concurrency: int) -> httpx.AsyncClient:
+    """Requests and redirects stay inside the allowlist (app/egress.py)."""
     limits = httpx.Limits(max_connections=max(concurrency, 1) * 2)
     timeout = httpx.Timeout(policy.timeout, connect=min(policy.timeout, 15.0))
-    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=True)
+    return httpx.AsyncClient(
+        timeout=timeout,
+        limits=limits,
+        follow_redirects=True,
+        event_hooks=guard_hooks(),
+    )
 
 
 async def _download_once(
@@ -121,6 +128,8 @@ async def fetch_to_store(
                 reason = str(exc)
                 log.info("%s: try %d failed (%s)", url, attempt, reason)
                 continue
+            except FetchRefused as exc:
+                raise FetchError(url, str(exc), permanent=True) from exc
             except httpx.TransportError as exc:
                 reason = f"{type(exc).__name__}: {exc or 'connection failed'}"
                 log.info("%s: try %d failed (%s)", url, attempt, reason)

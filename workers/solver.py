@@ -8,8 +8,8 @@ the Gateway re-validates it against its on-disk cache (HTTP conditional requests
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
-import json
 import re
 import time
 from collections.abc import Callable
@@ -23,6 +23,7 @@ import httpx
 import rattler
 import rattler.exceptions
 
+from app.egress import redirect_error
 from app.locks import LockedRecord, LockedTarget
 from app.specs import format_time
 from app.targets import Target
@@ -53,26 +54,6 @@ class SubdirState:
     provenance: dict[str, Any]
 
 
-def record_from_rattler(record: rattler.RepoDataRecord) -> LockedRecord:
-    data = json.loads(record.to_json())
-    url = data["url"]
-    return LockedRecord(
-        name=data["name"],
-        version=str(data["version"]),
-        build=str(data["build"]),
-        build_number=int(data.get("build_number") or 0),
-        channel=str(data.get("channel") or "").rstrip("/"),
-        subdir=data.get("subdir") or "",
-        url=url,
-        filename=data.get("fn") or url.rsplit("/", 1)[-1],
-        sha256=data.get("sha256"),
-        md5=data.get("md5") or "",
-        size=int(data.get("size") or 0),
-        depends=tuple(data.get("depends") or ()),
-        record=data,
-    )
-
-
 #: In py-rattler's fetch errors: "HTTP status client error (404 Not Found) for url (…)".
 _HTTP_STATUS = re.compile(r"\((\d{3})[^)]*\) for url \((\S+?)\)")
 _FOR_URL = re.compile(r"for url \((\S+?)\)")
@@ -80,6 +61,13 @@ _FOR_URL = re.compile(r"for url \((\S+?)\)")
 #: word such as "timeout", which can also be a package name in an unsatisfiable explanation.
 _SOLVER_CANCELLED = "solve operation has been cancelled"
 _COALESCED = "a coalesced request failed"
+_INTERRUPTED = (
+    "error decoding response body",
+    "error reading a body",
+    "connection reset",
+    "connection closed",
+    _COALESCED,
+)
 
 
 def _timeout(target: str, timeout: float) -> SolveFailure:
@@ -106,7 +94,10 @@ def _channel_failure(text: str, target: str) -> SolveFailure:
     elif url := _FOR_URL.search(text):
         detail["url"] = url[1]
     message = f"could not load repodata for target {target}: {first}"
-    return SolveFailure("channel", f"{message}: {cause}" if cause else message, detail)
+    message = f"{message}: {cause}" if cause else message
+    if detail.get("url") and detail["url"] not in message:  # e.g. "failed after 3 retries"
+        message = f"{message} (fetching {detail['url']})"
+    return SolveFailure("channel", message, detail)
 
 
 def _classify(exc: BaseException, target: str, timeout: float, late: bool) -> SolveFailure:
@@ -127,6 +118,15 @@ def _classify(exc: BaseException, target: str, timeout: float, late: bool) -> So
     return _channel_failure(text or repr(exc), target)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """A repodata transfer that broke off (truncated body, reset connection), or a target
+    that waited on one: worth fetching again, unlike an HTTP status or a solver error."""
+    if isinstance(exc, rattler.exceptions.SolverError):
+        return False
+    text = str(exc).lower()
+    return not _HTTP_STATUS.search(str(exc)) and any(marker in text for marker in _INTERRUPTED)
+
+
 def _echoed(failure: BaseException) -> bool:
     """True for a failure that only echoes another target's: targets share one Gateway,
     so when a subdir fetch fails, the targets that waited on it get "a coalesced request
@@ -138,11 +138,15 @@ def _echoed(failure: BaseException) -> bool:
 class Solver:
     """Holds the warm Gateway and the repodata provenance it was loaded from."""
 
-    def __init__(self, cache_dir: Path, repodata_ttl: float) -> None:
+    def __init__(self, cache_dir: Path, repodata_ttl: float, retries: int = 3) -> None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = cache_dir
         self.repodata_ttl = repodata_ttl
-        self.gateway = rattler.Gateway(cache_dir=cache_dir)
+        self.retries = retries
+        # The Gateway's own client does not retry: one 503 from a CDN would fail the job.
+        # py-rattler's standard client retries 5xx, timeouts and resets with backoff.
+        client = rattler.Client.default_client(max_retries=retries)
+        self.gateway = rattler.Gateway(cache_dir=cache_dir, client=client)
         self.states: dict[tuple[str, str], SubdirState] = {}
 
     async def _probe(self, client: httpx.AsyncClient, channel: str, subdir: str) -> dict[str, Any]:
@@ -165,6 +169,13 @@ class Solver:
             state["error"] = str(exc)
             return state
         state["status"] = response.status_code
+        refused = redirect_error(response, *_allowlist())
+        if refused is not None:  # the Gateway would follow it: fail before it does
+            raise SolveFailure(
+                "channel",
+                f"could not load repodata of {channel}/{subdir}: {refused}",
+                {"url": url, "status": response.status_code, "redirect": refused.target},
+            )
         for header in ("etag", "last-modified", "content-length"):
             if header in response.headers:
                 state[header.replace("-", "_")] = response.headers[header]
@@ -207,31 +218,39 @@ class Solver:
 
         async def one(target: Target) -> LockedTarget:
             on_progress(target.name, "solving")
-            remaining = max(deadline - time.monotonic(), 0.001)
-            try:
-                records = await asyncio.wait_for(
-                    rattler.solve(
-                        [c + "/" for c in channels],
-                        specs,
-                        gateway=self.gateway,
-                        platforms=[target.platform, "noarch"],
-                        virtual_packages=target.rattler_virtual_packages(),
-                        channel_priority=PRIORITIES[channel_priority],
-                        exclude_newer=exclude_newer,
-                        timestamp_policy="allow-missing",
-                        timeout=timedelta(seconds=remaining),
-                    ),
-                    remaining,
-                )
-            except TimeoutError as exc:
-                on_progress(target.name, "failed")
-                raise _timeout(target.name, timeout) from exc
-            except Exception as exc:
-                on_progress(target.name, "failed")
-                late = time.monotonic() >= deadline
-                raise _classify(exc, target.name, timeout, late) from exc
+            for attempt in range(self.retries + 1):
+                remaining = max(deadline - time.monotonic(), 0.001)
+                try:
+                    records = await asyncio.wait_for(
+                        rattler.solve(
+                            [c + "/" for c in channels],
+                            specs,
+                            gateway=self.gateway,
+                            platforms=[target.platform, "noarch"],
+                            virtual_packages=target.rattler_virtual_packages(),
+                            channel_priority=PRIORITIES[channel_priority],
+                            exclude_newer=exclude_newer,
+                            timestamp_policy="allow-missing",
+                            timeout=timedelta(seconds=remaining),
+                        ),
+                        remaining,
+                    )
+                    break
+                except TimeoutError as exc:
+                    on_progress(target.name, "failed")
+                    raise _timeout(target.name, timeout) from exc
+                except Exception as exc:
+                    late = time.monotonic() >= deadline
+                    if attempt < self.retries and not late and _interrupted(exc):
+                        # A body cut short: the client retries statuses, not bodies.
+                        await asyncio.sleep(min(0.5 * 2**attempt, remaining))
+                        continue
+                    on_progress(target.name, "failed")
+                    raise _classify(exc, target.name, timeout, late) from exc
             on_progress(target.name, "done")
-            locked = tuple(sorted((record_from_rattler(r) for r in records), key=lambda r: r.name))
+            converted = (LockedRecord.from_rattler(r) for r in records)
+            locked = tuple(sorted(converted, key=lambda r: r.name))
+            _check_upstream(target.name, locked)
             return LockedTarget(target.name, target.platform, target.virtual_packages, locked)
 
         results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
@@ -254,6 +273,32 @@ class Solver:
         return [r for r in results if isinstance(r, LockedTarget)], provenance
 
 
+def _allowlist() -> tuple[list[str], str]:
+    from app.config import get_settings
+
+    settings = get_settings()
+    return settings.allowed_channel_entries, settings.channel_alias
+
+
+def _check_upstream(target: str, records: tuple[LockedRecord, ...]) -> None:
+    """Fail as `channel` when repodata names a file with a path in it, or outside the
+    allowlist (its `base_url`): upstream's word, checked before it is locked or fetched."""
+    from app.filenames import upstream_record_problem
+
+    allowed, alias = _allowlist()
+    for record in records:
+        problem = upstream_record_problem(
+            record.filename, record.subdir, record.url, allowed, alias
+        )
+        if problem is not None:
+            raise SolveFailure(
+                "channel",
+                f"target {target}: repodata of {record.channel} {problem}",
+                {"target": target, "url": record.url},
+            )
+
+
+@functools.cache
 def _rattler_version() -> str:
     from importlib.metadata import version
 

@@ -6,13 +6,18 @@ import asyncio
 import logging
 from datetime import datetime
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
 from app.archive import request_archive
 from app.config import get_settings
 from app.db import session_scope
 from app.jobs import claim, fail, set_progress, succeed
 from app.locks import store_lock
+from app.models import SolveJob
 from app.targets import Target
 from workers.celery_app import celery_app
+from workers.heartbeat import Heartbeat
 from workers.solver import SolveFailure, Solver
 
 log = logging.getLogger(__name__)
@@ -25,7 +30,9 @@ def get_solver() -> Solver:
     global _solver
     if _solver is None:
         settings = get_settings()
-        _solver = Solver(settings.repodata_cache_dir, settings.repodata_ttl)
+        _solver = Solver(
+            settings.repodata_cache_dir, settings.repodata_ttl, settings.repodata_retries
+        )
     return _solver
 
 
@@ -41,45 +48,72 @@ def solve(job_id: str) -> None:
 
 
 def run_solve(job_id: str) -> None:
+    """Claim, solve, store. The heartbeat keeps the claim while this worker lives; every
+    write names the attempt, so a worker that lost the job (stalled past its lease) cannot
+    overwrite what the worker that took it over records."""
     settings = get_settings()
     with session_scope() as session:
-        job = claim(
-            session, job_id, lease=settings.solve_timeout + 60, max_attempts=settings.max_attempts
-        )
+        job = claim(session, job_id, lease=settings.job_lease, max_attempts=settings.max_attempts)
         if job is None:
             log.info("job %s is not claimable (done, running elsewhere or gone)", job_id)
             return
-        request = job.request
-        progress: dict[str, str] = dict(job.progress or {})
-
-        def on_progress(target: str, state: str) -> None:
-            progress[target] = state
-            set_progress(session, job_id, "solving", progress)
-
-        exclude_newer = request.get("exclude_newer")
-        try:
-            locked, provenance = asyncio.run(
-                get_solver().solve(
-                    channels=request["spec"]["channels"],
-                    specs=request["spec"]["dependencies"],
-                    targets=_targets(request),
-                    exclude_newer=datetime.fromisoformat(exclude_newer) if exclude_newer else None,
-                    channel_priority=request["channel_priority"],
-                    timeout=settings.solve_timeout,
-                    on_progress=on_progress,
-                )
-            )
-        except SolveFailure as failure:
-            fail(session, job_id, failure.kind, failure.message, failure.detail, progress)
+        attempt = job.attempts
+        log.info("job %s: attempt %d of %d claimed", job_id, attempt, settings.max_attempts)
+        with Heartbeat(job_id, attempt, settings.job_lease):
+            solved = _solve_and_store(session, job, attempt)
+        if solved is None:
             return
-        except Exception as exc:  # noqa: BLE001 - a job must end, with its reason
-            log.exception("job %s failed unexpectedly", job_id)
-            fail(session, job_id, "internal", f"{type(exc).__name__}: {exc}", {}, progress)
+        lock_id, progress = solved
+        if not succeed(session, job_id, lock_id, progress, attempt):
+            log.warning("job %s: attempt %d lost the job; lock %s kept", job_id, attempt, lock_id)
             return
-        set_progress(session, job_id, "storing", progress)
-        spec = {**request["spec"], "name": request.get("name"), "submitted": request["submitted"]}
-        lock_id = store_lock(session, locked, spec, job.spec_hash, provenance)
-        session.commit()
-        succeed(session, job_id, lock_id, progress)
         if settings.archive == "auto":
             request_archive(session, lock_id, retry_failed=False)  # sends the task by name
+
+
+def _solve_and_store(
+    session: Session, job: SolveJob, attempt: int
+) -> tuple[str, dict[str, str]] | None:
+    """(lock id, progress), or None when the job failed (recorded unless it was lost)."""
+    settings = get_settings()
+    job_id, request = job.id, job.request
+    progress: dict[str, str] = dict(job.progress or {})
+
+    def on_progress(target: str, state: str) -> None:
+        # Each write is an UPDATE and a COMMIT, a large share of a millisecond solve: write
+        # when solving starts and when one of several targets ends; the final state is
+        # written with the job's result anyway.
+        first = all(v == "pending" for v in progress.values())
+        progress[target] = state
+        if first or (state != "solving" and len(progress) > 1):
+            set_progress(session, job_id, "solving", progress, attempt)
+
+    exclude_newer = request.get("exclude_newer")
+    try:
+        locked, provenance = asyncio.run(
+            get_solver().solve(
+                channels=request["spec"]["channels"],
+                specs=request["spec"]["dependencies"],
+                targets=_targets(request),
+                exclude_newer=datetime.fromisoformat(exclude_newer) if exclude_newer else None,
+                channel_priority=request["channel_priority"],
+                timeout=settings.solve_timeout,
+                on_progress=on_progress,
+            )
+        )
+    except SolveFailure as failure:
+        fail(session, job_id, failure.kind, failure.message, failure.detail, progress, attempt)
+        return None
+    except (OperationalError, InterfaceError):
+        # The database went away: not the job's fault. Its lease runs out and the
+        # sweeper gives it to a worker again (up to CONDARCHIVE_MAX_ATTEMPTS).
+        raise
+    except Exception as exc:  # noqa: BLE001 - a job must end, with its reason
+        log.exception("job %s failed unexpectedly", job_id)
+        fail(session, job_id, "internal", f"{type(exc).__name__}: {exc}", {}, progress, attempt)
+        return None
+    spec = {**request["spec"], "name": request.get("name"), "submitted": request["submitted"]}
+    # Committed by succeed() together with the job's result (or alone if this attempt
+    # lost the job: a lock is valid whoever made it).
+    lock_id = store_lock(session, locked, spec, job.spec_hash, provenance)
+    return lock_id, progress

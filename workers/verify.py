@@ -20,6 +20,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.egress import guard_hooks
 from app.models import ArchiveEntry, Blob, LockPackage, PackageFile, VerifyReport
 from app.specs import format_time
 from app.storage import BlobStore
@@ -77,6 +78,15 @@ def _package_ref(package: PackageFile, locks: list[str]) -> dict[str, Any]:
     }
 
 
+def verify_allowlist() -> list[str]:
+    """Where verify may fetch: the allowlist, and the proxied upstreams (whose files the
+    archive keeps too)."""
+    from app.config import get_settings
+
+    settings = get_settings()
+    return settings.allowed_channel_entries + list(settings.proxy_channel_map.values())
+
+
 async def check_upstream(session: Session, timeout: float = 60.0) -> dict[str, Any]:
     """Which archived packages upstream no longer lists, or lists with other hashes."""
     rows = session.scalars(
@@ -95,7 +105,9 @@ async def check_upstream(session: Session, timeout: float = 60.0) -> dict[str, A
     removed: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
     unreachable: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:
+    async with httpx.AsyncClient(
+        timeout=timeout, follow_redirects=True, event_hooks=guard_hooks(verify_allowlist())
+    ) as client:
         for (channel, subdir), packages in sorted(groups.items()):
             url = f"{channel}/{subdir}/repodata.json"
             try:

@@ -10,14 +10,19 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.responses import AUTH, NOT_FOUND, ErrorView, error
 from app.archive import (
     archive_channels,
     archive_status,
     archived_urls,
     latest_verify_report,
+    lock_bytes,
     request_archive,
     with_archive_urls,
 )
+from app.auth import SolveCaller
+from app.errors import InputError
+from app.limits import check_archive_size
 from app.locks import find_lock
 
 router = APIRouter(prefix="/api/v1", tags=["archive"])
@@ -75,10 +80,18 @@ class ArchiveView(BaseModel):
     "/locks/{lock_id}/archive",
     status_code=202,
     response_model=ArchiveView,
-    responses={200: {"model": ArchiveView, "description": "every package is archived already"}},
+    responses={
+        200: {"model": ArchiveView, "description": "every package is archived already"},
+        404: {"model": ErrorView, "description": "no such lock"},
+        **AUTH,
+    },
 )
 def start_archive(
-    lock_id: str, response: Response, session: SessionDep, settings: SettingsDep
+    lock_id: str,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    _caller: SolveCaller,
 ) -> dict[str, Any]:
     """Archive every package of the lock; failed ones are tried again."""
     if find_lock(session, lock_id) is None:
@@ -87,12 +100,16 @@ def start_archive(
     if status["status"] == "archived":
         response.status_code = 200
         return status
+    try:
+        check_archive_size(lock_bytes(session, lock_id), settings)
+    except InputError as exc:
+        raise HTTPException(status_code=422, detail=[exc.to_detail()]) from exc
     request_archive(session, lock_id, retry_failed=True)
     response.headers["Location"] = f"/api/v1/locks/{lock_id}/archive"
     return archive_status(session, lock_id, settings.base_url)
 
 
-@router.get("/locks/{lock_id}/archive", response_model=ArchiveView)
+@router.get("/locks/{lock_id}/archive", response_model=ArchiveView, responses=NOT_FOUND)
 def get_archive(lock_id: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     if find_lock(session, lock_id) is None:
         raise HTTPException(status_code=404, detail=f"no lock with id {lock_id!r}")
@@ -105,7 +122,7 @@ def list_archive_channels(session: SessionDep, settings: SettingsDep) -> list[di
     return archive_channels(session, settings.base_url)
 
 
-@router.get("/archive/verify")
+@router.get("/archive/verify", responses={404: error("verify has not run yet")})
 def get_verify_report(session: SessionDep) -> dict[str, Any]:
     """The newest `condarchive verify` report (from the CLI or the beat schedule)."""
     report = latest_verify_report(session)

@@ -19,6 +19,7 @@ from app.api.deps import SettingsDep
 from app.archive import archived_packages, channel_known, find_archived
 from app.config import Settings
 from app.db import session_scope
+from app.filenames import is_package_filename
 from app.proxy import ProxyError, get_proxy
 from app.repodata import archive_repodata, compress, encode, etag_of
 from app.storage import get_store
@@ -117,6 +118,8 @@ async def package_file(
     settings: SettingsDep,
 ) -> Response:
     """An archived package file, byte for byte as verified (fetched first for proxies)."""
+    if not is_package_filename(filename):
+        return _not_found(f"{filename!r} is not a conda package filename")
     if channel in settings.proxy_channel_map:
         try:
             sha256: str | None = await get_proxy().package(channel, subdir, filename)

@@ -10,5 +10,8 @@ from sqlalchemy.orm import Session
 from app.config import Settings, get_settings
 from app.db import get_session
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the session commits and closes when the route returns, before the
+# response is sent, so a failed commit is answered (503 when the database is down)
+# instead of being raised after a 200 went out.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

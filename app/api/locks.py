@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.responses import AUTH, BODY, NOT_FOUND, error
 from app.archive import archive_links
+from app.auth import ImportCaller
 from app.errors import InputError
+from app.http_cache import RenderCache, cached
 from app.imports import ImportRefused, import_lockfile
 from app.lock_refs import resolve
 from app.lock_schemas import ImportBody, ImportView, LockDiff, LockPage
@@ -20,6 +23,9 @@ from app.schemas import LockView
 from app.search import search_locks
 
 router = APIRouter(prefix="/api/v1/locks", tags=["locks"])
+
+#: Past any real page, and inside a 64-bit SQL integer (a bigger one was a 500 on SQLite).
+MAX_OFFSET = 1_000_000_000
 
 
 def _links(base_url: str, lock_id: str) -> dict[str, str]:
@@ -38,7 +44,7 @@ def list_locks(
         str | None, Query(description="conda version spec for `package`, e.g. 2.5.*")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     """Recent locks, newest first, optionally those with `package` at a `version` spec."""
     try:
@@ -70,10 +76,18 @@ def list_locks(
     "/import",
     status_code=201,
     response_model=ImportView,
-    responses={200: {"model": ImportView, "description": "the same lock already existed"}},
+    responses={
+        200: {"model": ImportView, "description": "the same lock already existed"},
+        **AUTH,
+        **BODY,
+    },
 )
 def import_lock(
-    body: ImportBody, response: Response, session: SessionDep, settings: SettingsDep
+    body: ImportBody,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    _caller: ImportCaller,
 ) -> dict[str, Any]:
     """Archive an existing environment: every package is checked against its channel."""
     try:
@@ -111,16 +125,36 @@ def _lock_by_ref(session: SessionDep, ref: str) -> Lock:
     raise HTTPException(status_code=404, detail=f"no lock with id {ref!r}")
 
 
-@router.get("/{a}/diff/{b}", response_model=LockDiff)
+@router.get(
+    "/{a}/diff/{b}",
+    response_model=LockDiff,
+    responses={**NOT_FOUND, 409: error("a lock id prefix is ambiguous")},
+)
 def diff(a: str, b: str, session: SessionDep) -> dict[str, Any]:
     """Per target: packages added, removed and changed from lock `a` to lock `b`."""
     lock_a, lock_b = _lock_by_ref(session, a), _lock_by_ref(session, b)
     return diff_locks(lock_view(session, lock_a), lock_view(session, lock_b))
 
 
-@router.get("/{lock_id}", response_model=LockView)
-def get_lock(lock_id: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    lock = find_lock(session, lock_id)
-    if lock is None:
-        raise HTTPException(status_code=404, detail=f"no lock with id {lock_id!r}")
-    return {**lock_view(session, lock), "archive": archive_links(session, lock, settings.base_url)}
+_rendered_locks = RenderCache()
+
+
+@router.get("/{lock_id}", response_model=LockView, responses=NOT_FOUND)
+def get_lock(
+    lock_id: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The lock as JSON. Its bytes never change, so they are rendered once per process
+    and served `immutable` with a strong ETag (304 on If-None-Match)."""
+    key = (lock_id, settings.base_url)
+    body = _rendered_locks.get(key)
+    if body is None:
+        lock = find_lock(session, lock_id)
+        if lock is None:
+            raise HTTPException(status_code=404, detail=f"no lock with id {lock_id!r}")
+        document = {
+            **lock_view(session, lock),
+            "archive": archive_links(session, lock, settings.base_url),
+        }
+        body = LockView.model_validate(document).model_dump_json().encode()
+        _rendered_locks.put(key, body)
+    return cached(request, body, "application/json")

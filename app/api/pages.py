@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from app.api.deps import SessionDep
+from app.api.locks import MAX_OFFSET
 from app.errors import InputError
 from app.search import Page, search_locks
 from app.templating import render_page
@@ -24,7 +25,7 @@ def index(
     session: SessionDep,
     package: str | None = None,
     version: str | None = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> HTMLResponse:
     """Recent locks, newest first; the form searches by package and conda version spec."""
     package = (package or "").strip() or None

@@ -7,9 +7,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.responses import AUTH, BODY, NOT_FOUND, QUOTA
+from app.auth import SolveCaller
 from app.config import Settings
 from app.errors import InputError
 from app.jobs import find_job, job_view, submit
+from app.limits import check_job_quota, check_solve_limits
 from app.queue import enqueue_solve
 from app.schemas import DEFAULT_TARGETS, SolveBody, SolveView
 from app.specs import SolveRequest, build_spec, parse_environment_platforms
@@ -19,6 +22,7 @@ router = APIRouter(prefix="/api/v1/solves", tags=["solves"])
 
 
 def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
+    check_solve_limits(body, settings)  # sizes first, before anything is parsed further
     spec = build_spec(
         environment=body.environment,
         channels=body.channels,
@@ -46,19 +50,26 @@ def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
     "",
     status_code=202,
     response_model=SolveView,
-    responses={200: {"model": SolveView, "description": "an identical request already solved"}},
+    responses={
+        200: {"model": SolveView, "description": "an identical request already solved"},
+        **AUTH,
+        **BODY,
+        **QUOTA,
+    },
 )
 def create_solve(
     body: SolveBody,
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
+    caller: SolveCaller,
 ) -> dict[str, Any]:
     try:
         request = build_request(body, settings)
     except InputError as exc:
         raise HTTPException(status_code=422, detail=[exc.to_detail()]) from exc
-    job, created = submit(session, request, settings.dedupe_window)
+    check_job_quota(session, caller, request.hash, settings)
+    job, created = submit(session, request, settings.dedupe_window, caller.token_id)
     if created:
         enqueue_solve(job.id)
     if job.status == "succeeded":
@@ -67,7 +78,7 @@ def create_solve(
     return job_view(job, settings.base_url)
 
 
-@router.get("/{job_id}", response_model=SolveView)
+@router.get("/{job_id}", response_model=SolveView, responses=NOT_FOUND)
 def get_solve(
     job_id: str,
     session: SessionDep,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import yaml
 
+from app import safe_yaml
 from app.imports.entries import Entry, LineError, ParsedFile, check_url, make_target
 
 
 def _package_lines(text: str) -> list[int]:
     """Line of each item under the top-level `package:` key of a conda-lock.yml."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = safe_yaml.compose(text)
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
             if getattr(key, "value", None) == "package" and isinstance(value, yaml.SequenceNode):
@@ -20,7 +21,7 @@ def _package_lines(text: str) -> list[int]:
 def parse_conda_lock(text: str) -> ParsedFile:
     """A conda-lock v1 file: one target per platform (named as condarchive wrote them, if so)."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml.load(text)
         lines = _package_lines(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -7,8 +7,10 @@ channel disagrees with) can name it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
 
 from app.errors import InputError
+from app.filenames import BadFilename, check_package_filename, check_subdir
 from app.targets import parse_target, parse_virtual_package
 
 LOC: list[str | int] = ["body", "content"]
@@ -57,6 +59,15 @@ def check_url(line: int, url: str) -> None:
         raise LineError(line, f"{url!r} is not an http(s) package URL", url)
     if not url.endswith(_ARCHIVE):
         raise LineError(line, f"{url!r} is not a .conda or .tar.bz2 package URL", url)
+    path = unquote(urlsplit(url).path).replace("\\", "/")
+    if any(segment in (".", "..") for segment in path.split("/")):
+        raise LineError(line, f"{url!r} has '.' or '..' in its path", url)
+    parts = url.split("#", 1)[0].rsplit("/", 2)
+    try:  # the filename and subdir become paths in the archive: plain names only
+        check_package_filename(parts[-1])
+        check_subdir(parts[-2] if len(parts) == 3 else "")
+    except BadFilename as exc:
+        raise LineError(line, f"{url!r}: {exc}", url) from exc
 
 
 def subdir_of(url: str) -> str:

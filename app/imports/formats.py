@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import yaml
 
+from app import safe_yaml
 from app.errors import InputError
 from app.imports.conda_lock import parse_conda_lock
 from app.imports.entries import LineError, ParsedFile
@@ -23,7 +24,10 @@ def detect_format(text: str) -> str:
     if any(line.strip() == "@EXPLICIT" for line in text.splitlines()):
         return "explicit"
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml.load(text)
+    except safe_yaml.YamlLimitError as exc:  # not a format question: say which limit
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        raise LineError(line, f"YAML refused: {exc.problem}") from exc
     except yaml.YAMLError:
         data = None
     if isinstance(data, dict):

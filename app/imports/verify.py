@@ -11,7 +11,6 @@ carries the channel's full record (depends, size, both hashes).
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import rattler
 
 from app.channels import ChannelError, is_allowed, normalise_url
 from app.config import Settings
+from app.filenames import upstream_record_problem
 from app.imports.entries import Entry, LineError, ParsedFile, subdir_of
 from app.locks import LockedRecord, LockedTarget
 
@@ -49,27 +49,6 @@ def locate(entry: Entry, settings: Settings) -> Located:
             entry.url,
         )
     return Located(channel, subdir_of(entry.url), entry.url.rsplit("/", 1)[1])
-
-
-def locked_record(record: rattler.RepoDataRecord) -> LockedRecord:
-    """The same conversion the solver applies, so imported and solved locks look alike."""
-    data: dict[str, Any] = json.loads(record.to_json())
-    url = data["url"]
-    return LockedRecord(
-        name=data["name"],
-        version=str(data["version"]),
-        build=str(data["build"]),
-        build_number=int(data.get("build_number") or 0),
-        channel=str(data.get("channel") or "").rstrip("/"),
-        subdir=data.get("subdir") or "",
-        url=url,
-        filename=data.get("fn") or url.rsplit("/", 1)[-1],
-        sha256=data.get("sha256"),
-        md5=data.get("md5") or "",
-        size=int(data.get("size") or 0),
-        depends=tuple(data.get("depends") or ()),
-        record=data,
-    )
 
 
 async def _query(
@@ -169,7 +148,23 @@ def verify(parsed: ParsedFile, settings: Settings) -> tuple[list[LockedTarget], 
             assert record is not None
             checked["md5"] += bool(entry.md5)
             checked["sha256"] += bool(entry.sha256)
-            locked = locked_record(record)
+            locked = LockedRecord.from_rattler(record)
+            problem = upstream_record_problem(
+                locked.filename,
+                locked.subdir,
+                locked.url,
+                settings.allowed_channel_entries,
+                settings.channel_alias,
+            )
+            if problem is not None:  # e.g. a `base_url` that points outside the allowlist
+                errors.append(
+                    LineError(
+                        entry.line,
+                        f"{where.channel}/{where.subdir}/repodata.json {problem}",
+                        entry.url,
+                    )
+                )
+                continue
             if locked.name in records:
                 errors.append(
                     LineError(

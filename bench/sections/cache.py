@@ -40,6 +40,7 @@ def _ok(result: LoadResult, expected: int, what: str) -> None:
 def run(ctx: Context, result: SectionResult) -> None:
     ctx.stack.set_workers(1)
     case = ctx.workload.heavy_case()
+    result.notes += ctx.workload.fallback_notes()
     body = ctx.workload.body(case, ["linux-64"])
     job = ctx.solve(case, ["linux-64"])
     base = ctx.stack.url

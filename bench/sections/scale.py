@@ -31,6 +31,7 @@ def rate(jobs: list[JobTiming]) -> float:
 
 def run(ctx: Context, result: SectionResult) -> None:
     case = ctx.workload.light_case()
+    result.notes += ctx.workload.fallback_notes()
     urls = ctx.workload.urls(case.channels)
     ctx.bare.solve(urls, list(case.specs), ["linux-64"])
     bare = median([ctx.bare.solve(urls, list(case.specs), ["linux-64"])[0] for _ in range(5)])

@@ -32,6 +32,7 @@ def four_targets() -> list[dict[str, Any]]:
 def run(ctx: Context, result: SectionResult) -> None:
     ctx.stack.set_workers(1)
     case = ctx.workload.heavy_case()
+    result.notes += ctx.workload.fallback_notes()
     urls, specs = ctx.workload.urls(case.channels), list(case.specs)
     bare_targets: list[str | dict[str, Any]] = [
         {"name": f"v{i}", "platform": "linux-64", "virtual_packages": list(v)}

@@ -30,6 +30,8 @@ class ChannelServer:
         self.rates: dict[str, int] = {}  # path -> bytes per second to send the body at
         self.cutoffs: dict[str, int] = {}  # path -> drop the connection after N body bytes, once
         self.ranges: list[tuple[str, str]] = []  # (path, Range header) of ranged requests
+        self.redirects: dict[str, str] = {}  # path -> URL to answer 302 Found with
+        self.flaky: dict[str, list[int]] = {}  # path -> statuses to answer first, one each
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -64,6 +66,12 @@ class ChannelServer:
         with self._lock:
             return max((s for p, s in self.delays.items() if path.startswith(p)), default=0.0)
 
+    def take_flaky(self, path: str) -> int | None:
+        """The next status a flaky path answers with, or None once it has recovered."""
+        with self._lock:
+            statuses = self.flaky.get(path)
+            return statuses.pop(0) if statuses else None
+
     def count(self, suffix: str) -> int:
         with self._lock:
             return sum(1 for _, path in self.requests if path.endswith(suffix))
@@ -96,8 +104,14 @@ def _handler_for(owner: ChannelServer) -> type[BaseHTTPRequestHandler]:
             delay = owner.delay_for(path)
             if delay:
                 time.sleep(delay)
+            if path in owner.redirects:
+                self._empty(HTTPStatus.FOUND, {"Location": owner.redirects[path]})
+                return
             if path in owner.faults:
                 self._empty(owner.faults[path])
+                return
+            if status := owner.take_flaky(path):
+                self._empty(status)
                 return
             file = (owner.root / path.lstrip("/")).resolve()
             if owner.root.resolve() not in file.parents or not file.is_file():

@@ -30,6 +30,8 @@ def base_env(data_dir: Path, allowed_channels: str, **extra: str) -> dict[str, s
             "CONDARCHIVE_DATA_DIR": str(data_dir),
             "CONDARCHIVE_ALLOWED_CHANNELS": allowed_channels,
             "CONDARCHIVE_QUEUE": f"test-{uuid.uuid4().hex[:12]}",
+            # Distributed mode requires tokens by default; tests that check auth ask for it.
+            "CONDARCHIVE_AUTH": "none",
             "PYTHONUNBUFFERED": "1",
         }
     )
