@@ -31,14 +31,15 @@ def _env_with(**values: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.archive import resend_lost_archives
+    from app.auth import auth_notice
     from app.config import get_settings
-
-    _env_with(host=args.host, port=str(args.port))
-    settings = get_settings()
     from app.db import session_scope
     from app.migrate import upgrade
     from app.sweeper import Sweeper, sweep
 
+    _env_with(host=args.host, port=str(args.port))
+    settings = get_settings()
     upgrade()
     worker: subprocess.Popen[bytes] | None = None
     if not args.no_worker:
@@ -49,9 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     own_worker = bool(settings.embedded and worker)
     with session_scope() as session:
         sweep(session, settings, lease=0.0 if own_worker else None, grace=0.0)
-        from app.archive import resend_lost_archives
-
-        resend_lost_archives(session, own_worker=own_worker)  # issue 4
+        resend_lost_archives(session, own_worker=own_worker)
     sweeper = Sweeper(settings).start()  # then every CONDARCHIVE_SWEEP_INTERVAL seconds
     mode = "embedded (SQLite, local broker)" if settings.embedded else "distributed"
     print(
@@ -59,8 +58,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"data in {settings.resolved_data_dir}",
         file=sys.stderr,
     )
-    from app.auth import auth_notice
-
     print(auth_notice(settings.resolved_auth, settings.public_reads, args.host), file=sys.stderr)
     try:
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port)
@@ -248,16 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     lock.set_defaults(func=cmd_lock)
 
     from app.cli_archive import register as register_archive
-
-    register_archive(sub)  # install, verify, beat
-
     from app.cli_locks import add_lock_commands
-
-    add_lock_commands(sub)  # show, export, import, diff
-
     from app.cli_tokens import register as register_tokens
 
-    register_tokens(sub)  # token create, list, revoke (issue 5)
+    register_archive(sub)  # install, verify, beat
+    add_lock_commands(sub)  # show, export, import, diff
+    register_tokens(sub)  # token create, list, revoke
     return parser
 
 
