@@ -75,17 +75,25 @@ def _print_lock(lock: dict[str, Any], server: str) -> None:
             print(f"  {p['name']:<28} {p['version']:<16} {p['build']:<24} {p['channel']}")
 
 
-def cmd_show(args: argparse.Namespace) -> int:
+def _get_json(args: argparse.Namespace, path: str) -> tuple[Any, int | None]:
+    """GET `path` from the server: (document, None), or (None, exit code) once the reason
+    is printed."""
     import httpx
 
     try:
         with _client(args) as client:
-            response = client.get(f"/l/{quote(args.lock_id)}.json")
+            response = client.get(path)
     except httpx.HTTPError as exc:
-        return _unreachable(args, exc)
+        return None, _unreachable(args, exc)
     if response.status_code != 200:
-        return _refused(response)
-    lock = response.json()
+        return None, _refused(response)
+    return response.json(), None
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    lock, failed = _get_json(args, f"/l/{quote(args.lock_id)}.json")
+    if failed is not None:
+        return failed
     if args.json:
         print(json.dumps(lock, indent=2, sort_keys=True))
     else:
@@ -171,16 +179,9 @@ def print_diff(diff: dict[str, Any]) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    import httpx
-
-    try:
-        with _client(args) as client:
-            response = client.get(f"/api/v1/locks/{quote(args.a)}/diff/{quote(args.b)}")
-    except httpx.HTTPError as exc:
-        return _unreachable(args, exc)
-    if response.status_code != 200:
-        return _refused(response)
-    diff = response.json()
+    diff, failed = _get_json(args, f"/api/v1/locks/{quote(args.a)}/diff/{quote(args.b)}")
+    if failed is not None:
+        return failed
     if args.json:
         print(json.dumps(diff, indent=2, sort_keys=True))
     else:
