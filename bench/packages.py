@@ -1,11 +1,10 @@
 """Large real ``.conda`` packages (1 MB to 100 MB on disk) for the archive benchmark.
 
-``tests.support.packages.PackageSpec(payload_size=N)`` repeats one 32-byte digest 64
-times per chunk, so zstd squeezes a 10 MB payload into a 200 KB archive, and its
-``sum(map(len, chunks))`` loop is quadratic (a 30 MB payload takes ~6 s). Archive
-throughput must move real bytes, so this builder streams seeded random bytes
-(incompressible, like the compressed payloads real packages carry) straight to disk:
-the archive is as large as its payload and is built in roughly linear time and memory.
+``tests.support.packages.build_package`` holds the whole payload in memory and
+compresses it, which is fine for the test suite's few megabytes but not for 100 MB
+packages built for every run. This builder streams seeded random bytes (incompressible,
+like the compressed payloads real packages carry) straight to disk: the archive is as
+large as its payload and is built in roughly linear time and constant memory.
 """
 
 from __future__ import annotations

@@ -24,12 +24,11 @@ from tests.support.archive import (
     lab_channel,
     lock,
     wait_archive,
-    wait_log,
     wait_worker_ready,
 )
 from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec
-from tests.support.service import Process, Service
+from tests.support.service import Process, Service, wait_for_log
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -53,7 +52,7 @@ def _service(
 
 def _worker(service: Service) -> Process:
     worker = service.add_worker()
-    wait_log(worker, " ready.")
+    wait_for_log(worker, " ready.")
     return worker
 
 

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
-import random
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +22,9 @@ import httpx
 import psycopg
 import rattler
 import rattler.index
-import zstandard
 
 from tests.support.packages import PackageSpec, build_channel
-from tests.support.service import ROOT, Process, Service, wait_for_solve
+from tests.support.service import ROOT, Service, wait_for_solve
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -76,54 +71,8 @@ def reindex(channel_dir: Path) -> None:
 
 
 def lab_channel(root: Path, specs: list[PackageSpec], big: list[PackageSpec] | None = None) -> Path:
-    """Build and index a channel; `big` packages get a payload that does not compress."""
-    for spec in big or []:
-        build_big_package(spec, root)
-    return build_channel(root, specs)
-
-
-def build_big_package(spec: PackageSpec, channel_dir: Path) -> Path:
-    """A `.conda` as large as `spec.payload_size`: seeded random bytes, which zstd cannot shrink.
-
-    (PackageSpec's own filler repeats a 32-byte digest, so it compresses to almost nothing;
-    downloads that must take a while need real bytes.)
-    """
-    payload = random.Random(spec.filename).randbytes(spec.payload_size)
-    payload_path = f"share/{spec.name}/payload.bin"
-    paths = {
-        "paths": [
-            {
-                "_path": payload_path,
-                "path_type": "hardlink",
-                "sha256": hashlib.sha256(payload).hexdigest(),
-                "size_in_bytes": len(payload),
-            }
-        ],
-        "paths_version": 1,
-    }
-    info = {
-        "info/index.json": json.dumps(spec.index_json()).encode(),
-        "info/paths.json": json.dumps(paths).encode(),
-    }
-    stem = spec.filename.removesuffix(".conda")
-    target = channel_dir / spec.subdir / f"{stem}.conda"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    compressor = zstandard.ZstdCompressor(level=1)
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
-        archive.writestr("metadata.json", json.dumps({"conda_pkg_format_version": 2}))
-        archive.writestr(f"pkg-{stem}.tar.zst", compressor.compress(_tar({payload_path: payload})))
-        archive.writestr(f"info-{stem}.tar.zst", compressor.compress(_tar(info)))
-    return target
-
-
-def _tar(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in sorted(members.items()):
-            entry = tarfile.TarInfo(name)
-            entry.size, entry.mtime, entry.mode = len(data), 1_700_000_000, 0o644
-            tar.addfile(entry, io.BytesIO(data))
-    return buffer.getvalue()
+    """Build and index a channel; `big` are the packages with a large payload."""
+    return build_channel(root, [*specs, *(big or [])])
 
 
 def lock(
@@ -244,14 +193,3 @@ def drop_postgres(url: str) -> None:
     name = url.rsplit("/", 1)[-1]
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def wait_log(process: Process, text: str, timeout: float = 60) -> None:
-    """Poll a process's log until `text` appears (a Celery worker logs " ready.")."""
-    deadline = time.monotonic() + timeout
-    while text not in process.log():
-        if process.popen is not None and process.popen.poll() is not None:
-            raise RuntimeError(f"process exited before logging {text!r}:\n{process.log()}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{text!r} not logged after {timeout}s:\n{process.log()}")
-        time.sleep(0.1)

@@ -11,6 +11,7 @@ import bz2
 import hashlib
 import io
 import json
+import random
 import tarfile
 import time
 import zipfile
@@ -87,13 +88,9 @@ def _members(spec: PackageSpec) -> tuple[dict[str, bytes], dict[str, bytes]]:
     payload_path = f"share/{spec.name}/{spec.name}-{spec.version}-{spec.build}.txt"
     payload = f"{spec.name} {spec.version} {spec.build}\n".encode()
     if spec.payload_size:
-        # Deterministic but incompressible filler, so archive size ~ payload_size.
-        seed = hashlib.sha256(spec.filename.encode()).digest()
-        chunks, digest = [], seed
-        while sum(map(len, chunks)) < spec.payload_size:
-            digest = hashlib.sha256(digest).digest()
-            chunks.append(digest * 64)
-        payload += b"".join(chunks)[: spec.payload_size]
+        # Seeded random bytes: the same for the same filename, and zstd cannot shrink
+        # them, so the archive really is about payload_size (downloads take time).
+        payload += random.Random(spec.filename).randbytes(spec.payload_size)
     paths_json = {
         "paths": [
             {

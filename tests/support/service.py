@@ -143,14 +143,7 @@ class Service:
         ]
 
     def wait_for_log(self, process: Process, text: str, timeout: float = 60) -> None:
-        """Poll a process's log until `text` appears (e.g. a Celery worker's "ready.")."""
-        deadline = time.monotonic() + timeout
-        while text not in process.log():
-            if process.popen is not None and process.popen.poll() is not None:
-                raise RuntimeError(f"process exited before logging {text!r}:\n{process.log()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{text!r} not logged after {timeout}s:\n{process.log()}")
-            time.sleep(0.1)
+        wait_for_log(process, text, timeout)
 
 
 _SERVER_ERROR = re.compile(r'HTTP/1\.[01]" 5\d\d ')
@@ -171,3 +164,14 @@ def wait_for_solve(client: httpx.Client, job_id: str, timeout: float = 60) -> di
             return job
         time.sleep(0.1)
     raise TimeoutError(f"solve {job_id} still {job['status']} after {timeout}s: {job}")
+
+
+def wait_for_log(process: Process, text: str, timeout: float = 60) -> None:
+    """Poll a process's log until `text` appears (e.g. a Celery worker's " ready.")."""
+    deadline = time.monotonic() + timeout
+    while text not in process.log():
+        if process.popen is not None and process.popen.poll() is not None:
+            raise RuntimeError(f"process exited before logging {text!r}:\n{process.log()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{text!r} not logged after {timeout}s:\n{process.log()}")
+        time.sleep(0.1)
