@@ -54,14 +54,17 @@ def submit(
 ) -> tuple[SolveJob, bool]:
     """Return (job, created). An identical active or fresh job is returned instead of a new one.
 
+    The unique `active_key` decides: the job holding it (queued, running, or succeeded
+    and not yet released) is the one identical requests share. A succeeded job keeps the
+    key, so a request racing its finish still joins it; once the dedupe window has
+    passed, the next identical request releases the key and takes it.
+
     Commits: a created job is in the database before the caller answers 202. `token_id`
     records who submitted it (a token's concurrent solves are bounded, app/limits.py).
     """
     request_hash = request.hash
+    since = utcnow() - timedelta(seconds=window)
     for _ in range(5):
-        fresh = find_fresh(session, request_hash, window)
-        if fresh is not None:
-            return fresh, False
         job = SolveJob(
             id=uuid.uuid4().hex,
             request_hash=request_hash,
@@ -82,11 +85,23 @@ def submit(
             return job, True
         except IntegrityError:
             session.rollback()
-        active = session.scalars(
+        holder = session.scalars(
             select(SolveJob).where(SolveJob.active_key == request_hash)
         ).first()
-        if active is not None:
-            return active, False
+        if holder is None:
+            continue  # released meanwhile: try the insert again
+        if holder.status in ACTIVE or (
+            holder.status == "succeeded"
+            and holder.finished_at is not None
+            and holder.finished_at >= since
+        ):
+            return holder, False
+        session.execute(
+            update(SolveJob)
+            .where(SolveJob.id == holder.id, SolveJob.active_key == request_hash)
+            .values(active_key=None)
+        )
+        session.commit()
     raise RuntimeError("could not submit the job after 5 attempts")  # pragma: no cover
 
 
@@ -197,7 +212,6 @@ def succeed(
             stage="done",
             lock_id=lock_id,
             progress=dict(progress),
-            active_key=None,
             finished_at=utcnow(),
         )
     )

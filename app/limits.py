@@ -250,7 +250,9 @@ def check_job_quota(
     limit = settings.max_jobs_per_token
     if (active or 0) < limit:
         return
-    shared = session.scalars(select(SolveJob.id).where(SolveJob.active_key == request_hash))
+    shared = session.scalars(
+        select(SolveJob.id).where(SolveJob.active_key == request_hash, SolveJob.status.in_(ACTIVE))
+    )
     if shared.first() is not None or find_fresh(session, request_hash, settings.dedupe_window):
         return
     message = (

@@ -56,8 +56,9 @@ class SolveJob(Base):
     request_hash: Mapped[str] = mapped_column(String(64), index=True)
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Equal to request_hash while the job is queued or running, NULL after: a unique
-    # index on it makes N identical concurrent POSTs share one job.
+    # Equal to request_hash while the job is queued, running, or succeeded and within the
+    # dedupe window (released by the next identical request after it); NULL once failed.
+    # A unique index on it makes N identical concurrent POSTs share one job.
     active_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     status: Mapped[str] = mapped_column(String(16), index=True, default="queued")
     stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
