@@ -23,11 +23,13 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep, SettingsDep
+from app.db import session_scope
 from app.models import ApiToken, utcnow
 
 SCOPES = ("solve", "import", "admin")
@@ -137,8 +139,18 @@ def require_scope(scope: str) -> Callable[..., Caller]:
     return check
 
 
-def require_reader(request: Request, session: SessionDep, settings: SettingsDep) -> Caller:
-    """Reads are public unless CONDARCHIVE_PUBLIC_READS=false; then any valid token reads."""
+def _caller_of(token: str) -> Caller:
+    with session_scope() as session:
+        row = _lookup(session, token)
+        return Caller(row.id, row.name, row.scope)
+
+
+async def require_reader(request: Request, settings: SettingsDep) -> Caller:
+    """Reads are public unless CONDARCHIVE_PUBLIC_READS=false; then any valid token reads.
+
+    Async, and with a session of its own only when a token must be looked up: it guards
+    every read, and public reads (the default) then cost no thread-pool hop or session.
+    """
     if settings.resolved_auth == "none" or settings.public_reads:
         return ANONYMOUS
     token = _bearer(request)
@@ -147,8 +159,7 @@ def require_reader(request: Request, session: SessionDep, settings: SettingsDep)
             "this server needs an API token for every request (CONDARCHIVE_PUBLIC_READS=false): "
             "send 'Authorization: Bearer <token>'"
         )
-    row = _lookup(session, token)
-    return Caller(row.id, row.name, row.scope)
+    return await run_in_threadpool(_caller_of, token)
 
 
 SolveCaller = Annotated[Caller, Depends(require_scope("solve"))]

@@ -96,6 +96,7 @@ def _entry_prefixes(entry: str, channel_alias: str) -> tuple[str, ...]:
         return ()
 
 
+@lru_cache(maxsize=4096)  # every locked package URL is checked; they share few hosts
 def is_private_host(host: str | None) -> bool:
     """True for `localhost` and IP literals that are private, loopback, link-local (the cloud
     metadata service at 169.254.169.254), reserved, multicast or unspecified.
@@ -125,18 +126,19 @@ def is_private_host(host: str | None) -> bool:
     )
 
 
-def _listed_hosts(allowed: list[str], channel_alias: str) -> set[str]:
+@lru_cache(maxsize=64)
+def _listed_hosts(allowed: tuple[str, ...], channel_alias: str) -> frozenset[str]:
     """Hosts the operator named: those of URL entries, and the alias's when names are used."""
     hosts = {(urlsplit(e.strip()).hostname or "") for e in allowed if is_url(e)}
     if any(not is_url(e) for e in allowed):
         hosts.add(urlsplit(channel_alias).hostname or "")
-    return hosts - {""}
+    return frozenset(hosts - {""})
 
 
 def check_address(url: str, allowed: list[str], channel_alias: str) -> None:
     """Refuse a URL whose host is a private address the allowlist does not name itself."""
     host = urlsplit(url).hostname
-    if is_private_host(host) and host not in _listed_hosts(allowed, channel_alias):
+    if is_private_host(host) and host not in _listed_hosts(tuple(allowed), channel_alias):
         raise ChannelError(
             f"{url} points at a private, loopback or link-local address ({host}) that is "
             "not in CONDARCHIVE_ALLOWED_CHANNELS; such hosts are fetched only if listed there"

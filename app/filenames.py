@@ -11,6 +11,7 @@ regex, used everywhere a filename comes in.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 #: conda's characters for names, versions (`+`, `!`) and builds, then the extension; no
 #: `/`, `\\`, NUL, whitespace or leading dot. Not split into name-version-build: old
@@ -70,5 +71,19 @@ def upstream_record_problem(
         check_subdir(subdir)
     except BadFilename as exc:
         return f"lists {exc}"
+    directory, _, last = url.rpartition("/")
+    if last == filename and _directory_allowed(directory, tuple(allowed), channel_alias):
+        # A plain filename in an allowed directory is allowed: nothing of the check
+        # depends on the last path segment once it is a plain name.
+        return None
     refusal = fetch_refusal(url, allowed, channel_alias)
     return None if refusal is None else f"locates {filename} at {refusal}"
+
+
+@lru_cache(maxsize=1024)
+def _directory_allowed(directory: str, allowed: tuple[str, ...], channel_alias: str) -> bool:
+    """Whether files in `directory` may be fetched: checked once per channel subdir instead
+    of once per locked package (a few ms for a lock of a few hundred packages)."""
+    from app.channels import fetch_refusal
+
+    return fetch_refusal(directory, list(allowed), channel_alias) is None

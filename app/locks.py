@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import rattler
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.db import insert_ignore
@@ -168,16 +168,46 @@ def store_lock(
             for t in targets
         ],
     )
+    _insert_lock_packages(
+        session,
+        lock_id,
+        [(t.name, ids[(r.url, r.content_key)]) for t in targets for r in t.records],
+    )
+    return lock_id
+
+
+#: One statement for every row of a lock: the rows arrive as two arrays.
+_LOCK_PACKAGES_FROM_ARRAYS = text(
+    "INSERT INTO lock_packages (lock_id, target, package_id) "
+    "SELECT :lock_id, u.target, u.package_id "
+    "FROM unnest(CAST(:targets AS varchar[]), CAST(:package_ids AS integer[])) "
+    "AS u(target, package_id) ON CONFLICT DO NOTHING"
+)
+
+
+def _insert_lock_packages(session: Session, lock_id: str, rows: list[tuple[str, int]]) -> None:
+    """Link a new lock to its package rows.
+
+    On Postgres the rows go as two arrays in one INSERT … SELECT FROM unnest: a batched
+    executemany prepares every row in Python, 8 ms of a 288-package lock against 2 ms.
+    SQLite runs in process, where executemany is cheap.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.flush()
+        session.execute(
+            _LOCK_PACKAGES_FROM_ARRAYS,
+            {
+                "lock_id": lock_id,
+                "targets": [target for target, _ in rows],
+                "package_ids": [package_id for _, package_id in rows],
+            },
+        )
+        return
     insert_ignore(
         session,
         LockPackage,
-        [
-            {"lock_id": lock_id, "target": t.name, "package_id": ids[(r.url, r.content_key)]}
-            for t in targets
-            for r in t.records
-        ],
+        [{"lock_id": lock_id, "target": t, "package_id": pid} for t, pid in rows],
     )
-    return lock_id
 
 
 def package_view(package: PackageFile) -> dict[str, Any]:

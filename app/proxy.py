@@ -40,6 +40,7 @@ from app.egress import guard_hooks
 from app.filenames import is_package_filename
 from app.repodata import compress, empty_repodata, encode, etag_of, merge_archived
 from app.storage import BlobInfo, BlobStore, Expected
+from app.tls import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class Proxy:
                 timeout=timeout,
                 follow_redirects=True,
                 event_hooks=guard_hooks(self.fetches_from, self.alias),
+                verify=ssl_context(),
             )
         return self._client
 

@@ -19,6 +19,7 @@ class Config:
     load_concurrency: int  # requests in flight during a throughput run
     scale_jobs: int  # jobs per worker count
     archive_sizes: tuple[int, ...]  # payload bytes of the generated packages to archive
+    archive_rounds: int  # archive runs, each of new packages, each between two plain ones
     job_timeout: float  # seconds before a job that has not finished is an error
 
 
@@ -33,6 +34,7 @@ FULL = Config(
     load_concurrency=16,
     scale_jobs=60,
     archive_sizes=(1 << 20, 10 << 20, 50 << 20, 100 << 20),
+    archive_rounds=3,
     job_timeout=600.0,
 )
 
@@ -47,5 +49,6 @@ SMOKE = Config(
     load_concurrency=4,
     scale_jobs=4,
     archive_sizes=(64 << 10, 256 << 10),
+    archive_rounds=1,
     job_timeout=60.0,
 )

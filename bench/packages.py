@@ -100,11 +100,14 @@ REAL_PACKAGES = (
 REAL_SPECS = ("zlib", "_r-mutex", "conda-forge-repodata-patches")
 
 
-def archive_channel(channel_dir: Path, sizes: tuple[int, ...], realdata: Path | None) -> list[str]:
+def archive_channel(
+    channel_dir: Path, sizes: tuple[int, ...], realdata: Path | None, prefix: str = "payload"
+) -> list[str]:
     """Build and index a channel of large generated packages (plus the real ones, if given).
 
     Returns the specs that lock every package in it. zlib needs ``libgcc-ng``, which is
-    not among the real archives, so a small generated one stands in.
+    not among the real archives, so a small generated one stands in. The payload bytes are
+    seeded by the package name, so another `prefix` gives other files.
     """
     import asyncio
     import shutil
@@ -115,7 +118,7 @@ def archive_channel(channel_dir: Path, sizes: tuple[int, ...], realdata: Path | 
 
     specs: list[str] = []
     for size in sizes:
-        name = f"payload-{size >> 10}k"
+        name = f"{prefix}-{size >> 10}k"
         build_large_package(
             PackageSpec(name, "1.0", subdir="linux-64", payload_size=size), channel_dir
         )

@@ -127,6 +127,7 @@ def profile_post(workload: Workload, stack: Stack, case: Case, posts: int) -> st
 
     _as_worker(stack)
     from app.api.solves import create_solve
+    from app.auth import ANONYMOUS
     from app.config import get_settings
     from app.db import session_scope
     from app.schemas import SolveBody
@@ -134,7 +135,7 @@ def profile_post(workload: Workload, stack: Stack, case: Case, posts: int) -> st
     def post() -> None:
         body = SolveBody.model_validate(workload.body(case, [unique_target("linux-64")]))
         with session_scope() as session:
-            create_solve(body, Response(), session, get_settings())
+            create_solve(body, Response(), session, get_settings(), ANONYMOUS)
 
     post()  # warm: engine, broker connection, compiled statements
     start = time.perf_counter()

@@ -103,6 +103,13 @@ class Database:
             (job_id,),
         ).fetchone()
 
+    def archive_finished(self, lock_id: str) -> float:
+        """When the lock's archive run last finished, in seconds since the epoch."""
+        row = self.conn.execute(
+            "SELECT finished_at FROM lock_archives WHERE lock_id = %s", (lock_id,)
+        ).fetchone()
+        return _epoch(row[0] if row else None)
+
     def drop(self) -> None:
         if self._conn is not None:
             self._conn.close()

@@ -358,6 +358,13 @@ def test_reads_need_a_token_when_not_public(private: Service, upstream_url: str)
         response = authed.post("/api/v1/solves", json=solve_body(upstream_url, "libfoo"))
         job = wait_for_solve(authed, response.json()["id"])
         assert job["status"] == "succeeded", job
+    lock_path = f"/api/v1/locks/{job['lock_id']}"
+    with httpx.Client(base_url=private.url, timeout=60) as http:
+        assert http.get(lock_path, headers=bearer(token)).status_code == 200
+        # The lock's JSON is now cached in the server; the cache is behind the token check.
+        refused = http.get(lock_path)
+        assert refused.status_code == 401 and "PUBLIC_READS" in refused.json()["detail"]
+        assert http.get(lock_path, headers=bearer("cat_" + "x" * 43)).status_code == 401
     shown = condarchive(private, "show", job["lock_id"], "--server", private.url, token=token)
     assert shown.returncode == 0 and "libfoo" in shown.stdout, shown.stderr
     hidden = condarchive(private, "show", job["lock_id"], "--server", private.url)

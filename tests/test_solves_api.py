@@ -557,6 +557,41 @@ def test_repodata_fetch_timeout_and_progress(
         del channel_server.delays[f"/{name}/"]
 
 
+def test_progress_shows_a_finished_target_while_another_still_solves(
+    client: httpx.Client, channel_server: ChannelServer
+) -> None:
+    """osx-arm64's repodata is slow: the job reports linux-64 done and osx-arm64 solving
+    before it ends. The worker hands progress to its heartbeat thread and solves on; the
+    thread writes it at once, not at the next beat."""
+    name = f"halfslow-{uuid.uuid4().hex[:8]}"
+    (channel_server.root / name).symlink_to(channel_server.root / "testchan")
+    channel_server.delays[f"/{name}/osx-arm64/"] = 2
+    try:
+        response = client.post(
+            "/api/v1/solves",
+            json={
+                "channels": [channel_server.channel_url(name)],
+                "dependencies": ["numlib"],
+                "targets": ["linux-64", "osx-arm64"],
+            },
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        seen: list[tuple[str, dict[str, str]]] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job = client.get(f"/api/v1/solves/{job_id}").json()
+            seen.append((job["stage"], job["progress"]))
+            if job["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.05)
+        assert job["status"] == "succeeded", job
+        assert ("solving", {"linux-64": "done", "osx-arm64": "solving"}) in seen, seen[-5:]
+        assert job["progress"] == {"linux-64": "done", "osx-arm64": "done"}
+    finally:
+        del channel_server.delays[f"/{name}/osx-arm64/"]
+
+
 @pytest.mark.parametrize(
     ("body", "loc"),
     [

@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 
 from app.egress import FetchRefused, guard_hooks
-from app.storage import BlobInfo, BlobMismatch, BlobStore, BlobWriter, Expected
+from app.storage import BlobInfo, BlobMismatch, BlobStore, Expected
+from app.tls import ssl_context
+from workers.write_behind import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +71,30 @@ def make_client(policy: RetryPolicy, concurrency: int) -> httpx.AsyncClient:
         limits=limits,
         follow_redirects=True,
         event_hooks=guard_hooks(),
+        verify=ssl_context(),
     )
 
 
 async def _download_once(
-    client: httpx.AsyncClient, url: str, writer: BlobWriter, size: int | None
+    client: httpx.AsyncClient, url: str, sink: WriteBehind, size: int | None
 ) -> None:
-    """One GET into `writer`, resuming from what it already holds where the server allows."""
+    """One GET into `sink`, resuming from what it already holds where the server allows.
+
+    Every byte received is flushed to the writer before this returns or raises, so the
+    writer's size is the offset a retry resumes from.
+    """
+    try:
+        await _stream_once(client, url, sink, size)
+    finally:
+        await sink.flush()
+    if size is not None and sink.writer.size < size:
+        raise _Retry(f"truncated: got {sink.writer.size} of {size} bytes")
+
+
+async def _stream_once(
+    client: httpx.AsyncClient, url: str, sink: WriteBehind, size: int | None
+) -> None:
+    writer = sink.writer
     headers = {"Accept-Encoding": "identity"}
     offset = writer.size
     if offset and (size is None or offset < size):
@@ -99,11 +118,10 @@ async def _download_once(
         encoded = response.headers.get("content-encoding", "identity") != "identity"
         chunks = response.aiter_bytes() if encoded else response.aiter_raw()
         async for chunk in chunks:
-            writer.write(chunk)
+            await sink.write(chunk)
+        await sink.flush()
         if encoded and writer.size != size:
             writer.restart()  # an encoded body cannot be resumed by byte offset
-    if size is not None and writer.size < size:
-        raise _Retry(f"truncated: got {writer.size} of {size} bytes")
 
 
 async def fetch_to_store(
@@ -117,30 +135,47 @@ async def fetch_to_store(
 
     Raises :class:`FetchError` when every try failed; nothing is stored then.
     """
+    with store.writer() as writer:
+        sink = WriteBehind(writer)
+        try:
+            return await _fetch_tries(client, url, expected, store, policy, sink)
+        finally:
+            sink.close()
+
+
+async def _fetch_tries(
+    client: httpx.AsyncClient,
+    url: str,
+    expected: Expected,
+    store: BlobStore,
+    policy: RetryPolicy,
+    sink: WriteBehind,
+) -> tuple[BlobInfo, bool]:
+    """Try, back off, resume: the retry loop of :func:`fetch_to_store`."""
     reason = "no attempt made"
     mismatch: BlobMismatch | None = None
-    with store.writer() as writer:
-        for attempt in range(1, max(policy.attempts, 1) + 1):
-            await asyncio.sleep(policy.delay(attempt))
-            try:
-                await _download_once(client, url, writer, expected.size)
-            except _Retry as exc:
-                reason = str(exc)
-                log.info("%s: try %d failed (%s)", url, attempt, reason)
-                continue
-            except FetchRefused as exc:
-                raise FetchError(url, str(exc), permanent=True) from exc
-            except httpx.TransportError as exc:
-                reason = f"{type(exc).__name__}: {exc or 'connection failed'}"
-                log.info("%s: try %d failed (%s)", url, attempt, reason)
-                continue
-            try:
-                return store.put_from_tempfile(writer, expected)
-            except BlobMismatch as exc:
-                mismatch = exc
-                reason = str(BlobMismatch(exc.expected, exc.actual))
-                log.warning("%s: try %d: %s", url, attempt, reason)
-                writer.restart()
+    writer = sink.writer
+    for attempt in range(1, max(policy.attempts, 1) + 1):
+        await asyncio.sleep(policy.delay(attempt))
+        try:
+            await _download_once(client, url, sink, expected.size)
+        except _Retry as exc:
+            reason = str(exc)
+            log.info("%s: try %d failed (%s)", url, attempt, reason)
+            continue
+        except FetchRefused as exc:
+            raise FetchError(url, str(exc), permanent=True) from exc
+        except httpx.TransportError as exc:
+            reason = f"{type(exc).__name__}: {exc or 'connection failed'}"
+            log.info("%s: try %d failed (%s)", url, attempt, reason)
+            continue
+        try:
+            return await sink.call(store.put_from_tempfile, writer, expected)
+        except BlobMismatch as exc:
+            mismatch = exc
+            reason = str(BlobMismatch(exc.expected, exc.actual))
+            log.warning("%s: try %d: %s", url, attempt, reason)
+            writer.restart()
     if mismatch is not None and reason.startswith("hash mismatch"):
         raise FetchError(url, reason, True, mismatch.expected, mismatch.actual)
     raise FetchError(url, f"gave up after {policy.attempts} tries: {reason}")

@@ -27,6 +27,7 @@ from app.egress import redirect_error
 from app.locks import LockedRecord, LockedTarget
 from app.specs import format_time
 from app.targets import Target
+from app.tls import ssl_context
 
 PRIORITIES = {
     "strict": rattler.ChannelPriority.Strict,
@@ -193,7 +194,9 @@ class Solver:
                     stale.append((channel, subdir))
         if not stale:
             return
-        async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            timeout=10, follow_redirects=False, verify=ssl_context()
+        ) as client:
             probes = await asyncio.gather(*(self._probe(client, c, s) for c, s in stale))
         for (channel, subdir), provenance in zip(stale, probes, strict=True):
             self.states[(channel, subdir)] = SubdirState(now, provenance)

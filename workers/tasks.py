@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.archive import request_archive
 from app.config import get_settings
-from app.db import session_scope
-from app.jobs import claim, fail, set_progress, succeed
+from app.db import pinned_session_scope
+from app.jobs import claim, fail, succeed
 from app.locks import store_lock
 from app.models import SolveJob
 from app.targets import Target
@@ -52,15 +52,15 @@ def run_solve(job_id: str) -> None:
     write names the attempt, so a worker that lost the job (stalled past its lease) cannot
     overwrite what the worker that took it over records."""
     settings = get_settings()
-    with session_scope() as session:
+    with pinned_session_scope() as session:
         job = claim(session, job_id, lease=settings.job_lease, max_attempts=settings.max_attempts)
         if job is None:
             log.info("job %s is not claimable (done, running elsewhere or gone)", job_id)
             return
         attempt = job.attempts
         log.info("job %s: attempt %d of %d claimed", job_id, attempt, settings.max_attempts)
-        with Heartbeat(job_id, attempt, settings.job_lease):
-            solved = _solve_and_store(session, job, attempt)
+        with Heartbeat(job_id, attempt, settings.job_lease) as beat:
+            solved = _solve_and_store(session, job, attempt, beat)
         if solved is None:
             return
         lock_id, progress = solved
@@ -72,7 +72,7 @@ def run_solve(job_id: str) -> None:
 
 
 def _solve_and_store(
-    session: Session, job: SolveJob, attempt: int
+    session: Session, job: SolveJob, attempt: int, beat: Heartbeat
 ) -> tuple[str, dict[str, str]] | None:
     """(lock id, progress), or None when the job failed (recorded unless it was lost)."""
     settings = get_settings()
@@ -80,13 +80,13 @@ def _solve_and_store(
     progress: dict[str, str] = dict(job.progress or {})
 
     def on_progress(target: str, state: str) -> None:
-        # Each write is an UPDATE and a COMMIT, a large share of a millisecond solve: write
-        # when solving starts and when one of several targets ends; the final state is
-        # written with the job's result anyway.
+        # Written by the heartbeat thread, so the solve does not wait for the commit: when
+        # solving starts and when one of several targets ends; the final state is written
+        # with the job's result anyway.
         first = all(v == "pending" for v in progress.values())
         progress[target] = state
         if first or (state != "solving" and len(progress) > 1):
-            set_progress(session, job_id, "solving", progress, attempt)
+            beat.report("solving", progress)
 
     exclude_newer = request.get("exclude_newer")
     try:

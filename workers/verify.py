@@ -24,6 +24,7 @@ from app.egress import guard_hooks
 from app.models import ArchiveEntry, Blob, LockPackage, PackageFile, VerifyReport
 from app.specs import format_time
 from app.storage import BlobStore
+from app.tls import ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,10 @@ async def check_upstream(session: Session, timeout: float = 60.0) -> dict[str, A
     changed: list[dict[str, Any]] = []
     unreachable: list[dict[str, Any]] = []
     async with httpx.AsyncClient(
-        timeout=timeout, follow_redirects=True, event_hooks=guard_hooks(verify_allowlist())
+        timeout=timeout,
+        follow_redirects=True,
+        event_hooks=guard_hooks(verify_allowlist()),
+        verify=ssl_context(),
     ) as client:
         for (channel, subdir), packages in sorted(groups.items()):
             url = f"{channel}/{subdir}/repodata.json"

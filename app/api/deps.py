@@ -14,4 +14,11 @@ from app.db import get_session
 # response is sent, so a failed commit is answered (503 when the database is down)
 # instead of being raised after a 200 went out.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def current_settings() -> Settings:
+    """The settings, without a trip through the thread pool (a sync dependency takes one)."""
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(current_settings)]

@@ -6,11 +6,13 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.responses import AUTH, BODY, NOT_FOUND, error
 from app.archive import archive_links
 from app.auth import ImportCaller
+from app.db import session_scope
 from app.errors import InputError
 from app.http_cache import RenderCache, cached
 from app.imports import ImportRefused, import_lockfile
@@ -139,22 +141,32 @@ def diff(a: str, b: str, session: SessionDep) -> dict[str, Any]:
 _rendered_locks = RenderCache()
 
 
+def _render_lock(lock_id: str, base_url: str) -> bytes | None:
+    """The lock's JSON bytes, or None when there is no such lock (runs in the thread pool)."""
+    with session_scope() as session:
+        lock = find_lock(session, lock_id)
+        if lock is None:
+            return None
+        document = {
+            **lock_view(session, lock),
+            "archive": archive_links(session, lock, base_url),
+        }
+    return LockView.model_validate(document).model_dump_json().encode()
+
+
 @router.get("/{lock_id}", response_model=LockView, responses=NOT_FOUND)
-def get_lock(
-    lock_id: str, request: Request, session: SessionDep, settings: SettingsDep
-) -> Response:
+async def get_lock(lock_id: str, request: Request, settings: SettingsDep) -> Response:
     """The lock as JSON. Its bytes never change, so they are rendered once per process
-    and served `immutable` with a strong ETag (304 on If-None-Match)."""
+    and served `immutable` with a strong ETag (304 on If-None-Match).
+
+    Async so that a cached lock is answered on the event loop, with no thread-pool hop
+    and no database session; only a miss renders, in the thread pool.
+    """
     key = (lock_id, settings.base_url)
     body = _rendered_locks.get(key)
     if body is None:
-        lock = find_lock(session, lock_id)
-        if lock is None:
+        body = await run_in_threadpool(_render_lock, lock_id, settings.base_url)
+        if body is None:
             raise HTTPException(status_code=404, detail=f"no lock with id {lock_id!r}")
-        document = {
-            **lock_view(session, lock),
-            "archive": archive_links(session, lock, settings.base_url),
-        }
-        body = LockView.model_validate(document).model_dump_json().encode()
         _rendered_locks.put(key, body)
     return cached(request, body, "application/json")
