@@ -135,7 +135,7 @@ async def fetch_to_store(
 
     Raises :class:`FetchError` when every try failed; nothing is stored then.
     """
-    with store.writer() as writer:
+    with store.writer(expected) as writer:
         sink = WriteBehind(writer)
         try:
             return await _fetch_tries(client, url, expected, store, policy, sink)
