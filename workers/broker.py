@@ -10,12 +10,22 @@ and survives their first use of the broker file at the same moment.
 
 from __future__ import annotations
 
+import time
+
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as kombu_sqla
 from sqlalchemy import create_engine, event
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 ALIAS = "condarchive-sqlite"
+RETRIES = 5
+
+
+def _first_use_race(exc: OperationalError) -> bool:
+    """Errors of several processes opening or writing the broker file at once, which
+    trying again after a moment gets past."""
+    message = str(exc)
+    return "already exists" in message or "database is locked" in message
 
 
 def _busy_timeout(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -36,12 +46,27 @@ class Channel(kombu_sqla.Channel):
         worker both do so at once (the first POST while the worker starts), one CREATE
         TABLE fails with "already exists" and that job's message is lost; the tables are
         there by then, so trying again (create_all skips existing tables) succeeds."""
-        for attempt in range(3):
+        for attempt in range(RETRIES):
             try:
                 return super()._open()
             except OperationalError as exc:
-                if "already exists" not in str(exc) or attempt == 2:
+                if not _first_use_race(exc) or attempt == RETRIES - 1:
                     raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _put(self, queue, payload, **kwargs):  # type: ignore[no-untyped-def]
+        """SQLite can refuse a write with "database is locked" without waiting out the busy
+        timeout (a fresh file switching to WAL while others open it, or a read snapshot
+        that went stale); kombu has rolled the message back by then, so store it again."""
+        for attempt in range(RETRIES):
+            try:
+                return super()._put(queue, payload, **kwargs)
+            except OperationalError as exc:
+                if not _first_use_race(exc) or attempt == RETRIES - 1:
+                    raise
+                self.session.rollback()
+                time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _get_or_create(self, queue):  # type: ignore[no-untyped-def]
