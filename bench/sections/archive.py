@@ -3,9 +3,10 @@
 Each round locks generated packages of 1 MB to 100 MB (random, incompressible bytes, new
 ones every round, since an archived file is never fetched again) served on 127.0.0.1;
 the first round adds the real package archives from ../shared/realdata. The service
-downloads, verifies (sha256, md5, size) and stores each file; the baseline downloads the
-same URLs with httpx, as many at a time as the archive does, straight to disk with no
-verification, just before and just after the archive run. The archive's time runs from
+downloads, verifies (sha256 and size; md5 where a record has no sha256) and stores each
+file durably; the baseline downloads the same URLs with httpx, as many at a time as the
+archive does, straight to disk with no verification, just before and just after the
+archive run. The archive's time runs from
 just before the POST to the run's ``finished_at`` in the database (polling only says
 when to read it). Throughput is all bytes over all the time, on each side.
 """
