@@ -55,9 +55,8 @@ def _session_factory() -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope() -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    session = _session_factory()()
+def _committed(session: Session) -> Iterator[Session]:
+    """Commit `session` on success, roll it back on error, close it either way."""
     try:
         yield session
         session.commit()
@@ -66,6 +65,13 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with _committed(_session_factory()()) as session:
+        yield session
 
 
 @contextmanager
@@ -78,16 +84,11 @@ def pinned_session_scope() -> Iterator[Session]:
     one connection instead: one ping per task. A dropped connection still fails the
     task, and the pool replaces it at the next checkout.
     """
-    with get_engine().connect() as connection:
-        session = _session_factory()(bind=connection)
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+    with (
+        get_engine().connect() as connection,
+        _committed(_session_factory()(bind=connection)) as session,
+    ):
+        yield session
 
 
 def get_session() -> Iterator[Session]:

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -523,25 +524,43 @@ def test_solver_timeout(http_of: Any, impatient: Service, channel_server: Channe
     assert "2s" in error["message"], error
 
 
+@contextmanager
+def slow_alias(
+    channel_server: ChannelServer, stem: str, under: str, seconds: float
+) -> Iterator[str]:
+    """A new alias of the test channel whose requests under `under` (a path in it) wait
+    `seconds` before they are answered; yields the alias's URL."""
+    name = f"{stem}-{uuid.uuid4().hex[:8]}"
+    (channel_server.root / name).symlink_to(channel_server.root / "testchan")
+    prefix = f"/{name}/{under}"
+    channel_server.delays[prefix] = seconds
+    try:
+        yield channel_server.channel_url(name)
+    finally:
+        del channel_server.delays[prefix]
+
+
+def post_two_targets(http: httpx.Client, channel: str) -> str:
+    """POST numlib for linux-64 and osx-arm64 on `channel`; the new job's id."""
+    response = http.post(
+        "/api/v1/solves",
+        json={
+            "channels": [channel],
+            "dependencies": ["numlib"],
+            "targets": ["linux-64", "osx-arm64"],
+        },
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
 def test_repodata_fetch_timeout_and_progress(
     http_of: Any, impatient: Service, channel_server: ChannelServer
 ) -> None:
     """A channel that answers too slowly: running with its stage, then `timeout`."""
-    name = f"slow-{uuid.uuid4().hex[:8]}"
-    (channel_server.root / name).symlink_to(channel_server.root / "testchan")
-    channel_server.delays[f"/{name}/"] = 10
-    try:
+    with slow_alias(channel_server, "slow", "", 10) as channel:
         http = http_of(impatient)
-        response = http.post(
-            "/api/v1/solves",
-            json={
-                "channels": [channel_server.channel_url(name)],
-                "dependencies": ["numlib"],
-                "targets": ["linux-64", "osx-arm64"],
-            },
-        )
-        assert response.status_code == 202
-        job_id = response.json()["id"]
+        job_id = post_two_targets(http, channel)
         job = http.get(f"/api/v1/solves/{job_id}").json()
         while job["status"] == "queued":
             time.sleep(0.05)
@@ -553,8 +572,6 @@ def test_repodata_fetch_timeout_and_progress(
         assert job["started_at"] is not None
         error = failed_with(wait_for_solve(http, job_id), "timeout")
         assert "repodata" in error["message"]
-    finally:
-        del channel_server.delays[f"/{name}/"]
 
 
 def test_progress_shows_a_finished_target_while_another_still_solves(
@@ -563,20 +580,8 @@ def test_progress_shows_a_finished_target_while_another_still_solves(
     """osx-arm64's repodata is slow: the job reports linux-64 done and osx-arm64 solving
     before it ends. The worker hands progress to its heartbeat thread and solves on; the
     thread writes it at once, not at the next beat."""
-    name = f"halfslow-{uuid.uuid4().hex[:8]}"
-    (channel_server.root / name).symlink_to(channel_server.root / "testchan")
-    channel_server.delays[f"/{name}/osx-arm64/"] = 2
-    try:
-        response = client.post(
-            "/api/v1/solves",
-            json={
-                "channels": [channel_server.channel_url(name)],
-                "dependencies": ["numlib"],
-                "targets": ["linux-64", "osx-arm64"],
-            },
-        )
-        assert response.status_code == 202, response.text
-        job_id = response.json()["id"]
+    with slow_alias(channel_server, "halfslow", "osx-arm64/", 2) as channel:
+        job_id = post_two_targets(client, channel)
         seen: list[tuple[str, dict[str, str]]] = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -588,8 +593,6 @@ def test_progress_shows_a_finished_target_while_another_still_solves(
         assert job["status"] == "succeeded", job
         assert ("solving", {"linux-64": "done", "osx-arm64": "solving"}) in seen, seen[-5:]
         assert job["progress"] == {"linux-64": "done", "osx-arm64": "done"}
-    finally:
-        del channel_server.delays[f"/{name}/osx-arm64/"]
 
 
 @pytest.mark.parametrize(

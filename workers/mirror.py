@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from app.egress import FetchRefused, guard_hooks
-from app.storage import BlobInfo, BlobMismatch, BlobStore, Expected
+from app.storage import BlobInfo, BlobMismatch, BlobStore, BlobWriter, Expected
 from app.tls import ssl_context
 from workers.write_behind import WriteBehind
 
@@ -76,7 +76,7 @@ def make_client(policy: RetryPolicy, concurrency: int) -> httpx.AsyncClient:
 
 
 async def _download_once(
-    client: httpx.AsyncClient, url: str, sink: WriteBehind, size: int | None
+    client: httpx.AsyncClient, url: str, sink: WriteBehind[BlobWriter], size: int | None
 ) -> None:
     """One GET into `sink`, resuming from what it already holds where the server allows.
 
@@ -92,7 +92,7 @@ async def _download_once(
 
 
 async def _stream_once(
-    client: httpx.AsyncClient, url: str, sink: WriteBehind, size: int | None
+    client: httpx.AsyncClient, url: str, sink: WriteBehind[BlobWriter], size: int | None
 ) -> None:
     writer = sink.writer
     headers = {"Accept-Encoding": "identity"}
@@ -149,7 +149,7 @@ async def _fetch_tries(
     expected: Expected,
     store: BlobStore,
     policy: RetryPolicy,
-    sink: WriteBehind,
+    sink: WriteBehind[BlobWriter],
 ) -> tuple[BlobInfo, bool]:
     """Try, back off, resume: the retry loop of :func:`fetch_to_store`."""
     reason = "no attempt made"

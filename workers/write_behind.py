@@ -18,22 +18,29 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
-
-from app.storage import BlobWriter
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class Writes(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+W = TypeVar("W", bound=Writes)
 
 BATCH = 1 << 20
 
 
-class WriteBehind:
-    """Feeds a :class:`BlobWriter` from the event loop; the writing happens on its thread.
+class WriteBehind(Generic[W]):
+    """Feeds a writer (an :class:`app.storage.BlobWriter`, or any file) from the event
+    loop; the writing happens on its thread.
 
-    `writer.size` and `writer.info()` are only current after :meth:`flush`.
+    What the writer reports (a BlobWriter's `size` and `info()`) is only current after
+    :meth:`flush`.
     """
 
-    def __init__(self, writer: BlobWriter, batch: int = BATCH, max_pending: int = 8) -> None:
+    def __init__(self, writer: W, batch: int = BATCH, max_pending: int = 8) -> None:
         self.writer = writer
         self.batch = batch
         self.max_pending = max_pending

@@ -17,8 +17,6 @@ import asyncio
 import os
 import shutil
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from bench.packages import archive_channel
 from bench.paths import REALDATA
 from bench.stack import unique_target
 from bench.workload import Case
+from workers.write_behind import WriteBehind
 
 GOAL = Goal(">=", 0.8, "× plain")
 ARCHIVE_PATH = "/api/v1/locks/{lock_id}/archive"
@@ -43,28 +42,26 @@ def api_available(ctx: Context) -> bool:
 
 
 async def _plain(urls: list[str], out: Path) -> int:
-    """Download to disk, each file's writes on a thread of its own as the archive does
-    (a write on the event loop would hold up the other downloads): the baseline is the
-    best plain download, so the ratio is what verifying and recording cost."""
+    """Download to disk, each file's writes on a thread of its own through the archive's
+    own `WriteBehind` (a write on the event loop would hold up the other downloads): the
+    baseline is the best plain download, so the ratio is what verifying and recording
+    cost."""
     out.mkdir(parents=True, exist_ok=True)
     gate = asyncio.Semaphore(CONCURRENCY)
-    loop = asyncio.get_running_loop()
 
     async def one(client: httpx.AsyncClient, url: str) -> int:
-        pending: deque[asyncio.Future[int]] = deque()
         written = 0
-        with (
-            ThreadPoolExecutor(max_workers=1) as disk,
-            (out / url.rsplit("/", 1)[-1]).open("wb") as file,
-        ):
-            async with gate, client.stream("GET", url) as response:
-                response.raise_for_status()
-                async for chunk in response.aiter_raw(1 << 20):
-                    pending.append(loop.run_in_executor(disk, file.write, chunk))
-                    while len(pending) > 8:
-                        written += await pending.popleft()
-            while pending:
-                written += await pending.popleft()
+        with (out / url.rsplit("/", 1)[-1]).open("wb") as file:
+            sink = WriteBehind(file)
+            try:
+                async with gate, client.stream("GET", url) as response:
+                    response.raise_for_status()
+                    async for chunk in response.aiter_raw():
+                        written += len(chunk)
+                        await sink.write(chunk)
+                await sink.flush()
+            finally:
+                sink.close()
         return written
 
     async with httpx.AsyncClient(timeout=120) as client:
