@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from app.models import SolveJob, utcnow
 from app.specs import SolveRequest, format_time
 
 ACTIVE = ("queued", "running")
+_JOBS = SolveJob.__table__
 
 
 #: Job ids are uuid4 in hex (see `submit`).
@@ -105,7 +107,18 @@ def submit(
     raise RuntimeError("could not submit the job after 5 attempts")  # pragma: no cover
 
 
-def claim(session: Session, job_id: str, lease: float, max_attempts: int) -> SolveJob | None:
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker needs of the job it claimed (read back by the claiming UPDATE)."""
+
+    id: str
+    request: dict[str, Any]
+    spec_hash: str
+    progress: dict[str, Any]
+    attempts: int
+
+
+def claim(session: Session, job_id: str, lease: float, max_attempts: int) -> ClaimedJob | None:
     """Mark the job running if it is queued (or running with an expired lease).
 
     Each claim counts an attempt, and the attempt number is the worker's fencing token:
@@ -118,23 +131,34 @@ def claim(session: Session, job_id: str, lease: float, max_attempts: int) -> Sol
         SolveJob.status == "queued",
         (SolveJob.status == "running") & (SolveJob.heartbeat_at < stale),
     )
-    # RETURNING hands back the claimed row with the UPDATE: one round trip, not two.
-    claimed = session.scalars(
-        update(SolveJob)
-        .where(SolveJob.id == job_id, claimable, SolveJob.attempts < max_attempts)
-        .values(
-            status="running",
-            stage="fetching repodata",
-            attempts=SolveJob.attempts + 1,
-            started_at=utcnow(),
-            heartbeat_at=utcnow(),
+    # RETURNING hands back what the worker needs with the UPDATE: one round trip, and
+    # no ORM object to build (see _update_job).
+    now = utcnow()
+    row = (
+        session.connection()
+        .execute(
+            update(_JOBS)
+            .where(SolveJob.id == job_id, claimable, SolveJob.attempts < max_attempts)
+            .values(
+                status="running",
+                stage="fetching repodata",
+                attempts=SolveJob.attempts + 1,
+                started_at=now,
+                heartbeat_at=now,
+            )
+            .returning(
+                SolveJob.id,
+                SolveJob.request,
+                SolveJob.spec_hash,
+                SolveJob.progress,
+                SolveJob.attempts,
+            )
         )
-        .returning(SolveJob),
-        execution_options={"populate_existing": True},
-    ).first()
+        .first()
+    )
     session.commit()
-    if claimed is not None:
-        return claimed
+    if row is not None:
+        return ClaimedJob(row.id, row.request, row.spec_hash, row.progress or {}, row.attempts)
     spent = session.scalar(
         select(SolveJob.attempts).where(
             SolveJob.id == job_id, claimable, SolveJob.attempts >= max_attempts
@@ -156,13 +180,8 @@ def give_up(session: Session, job_id: str, attempts: int, max_attempts: int, *wh
         "its connection to the database)"
     )
     values = _failed("attempts", message, {"attempts": attempts, "max_attempts": max_attempts})
-    result = session.execute(
-        update(SolveJob)
-        .where(SolveJob.id == job_id, SolveJob.attempts == attempts, *where)
-        .values(**values)
-    )
-    session.commit()
-    return result.rowcount == 1
+    clauses = [SolveJob.id == job_id, SolveJob.attempts == attempts, *where]
+    return _update_job(session, clauses, values)
 
 
 def _fenced(job_id: str, attempt: int | None) -> list[Any]:
@@ -175,13 +194,8 @@ def _fenced(job_id: str, attempt: int | None) -> list[Any]:
 
 def heartbeat(session: Session, job_id: str, attempt: int) -> bool:
     """Renew the lease of a running job; False when the job is no longer this attempt's."""
-    result = session.execute(
-        update(SolveJob)
-        .where(*_fenced(job_id, attempt), SolveJob.status == "running")
-        .values(heartbeat_at=utcnow())
-    )
-    session.commit()
-    return result.rowcount == 1
+    where = [*_fenced(job_id, attempt), SolveJob.status == "running"]
+    return _update_job(session, where, {"heartbeat_at": utcnow()})
 
 
 def set_progress(
@@ -193,13 +207,9 @@ def set_progress(
 ) -> bool:
     """Record a running job's progress (and renew its lease); False when the job is no
     longer this attempt's, as :func:`heartbeat`."""
-    result = session.execute(
-        update(SolveJob)
-        .where(*_fenced(job_id, attempt), SolveJob.status == "running")
-        .values(stage=stage, progress=dict(progress), heartbeat_at=utcnow())
-    )
-    session.commit()
-    return result.rowcount == 1
+    where = [*_fenced(job_id, attempt), SolveJob.status == "running"]
+    values = {"stage": stage, "progress": dict(progress), "heartbeat_at": utcnow()}
+    return _update_job(session, where, values)
 
 
 def succeed(
@@ -210,19 +220,14 @@ def succeed(
     attempt: int | None = None,
 ) -> bool:
     """Record the lock; False (and nothing written) when `attempt` no longer holds the job."""
-    result = session.execute(
-        update(SolveJob)
-        .where(*_fenced(job_id, attempt))
-        .values(
-            status="succeeded",
-            stage="done",
-            lock_id=lock_id,
-            progress=dict(progress),
-            finished_at=utcnow(),
-        )
-    )
-    session.commit()
-    return result.rowcount == 1
+    values = {
+        "status": "succeeded",
+        "stage": "done",
+        "lock_id": lock_id,
+        "progress": dict(progress),
+        "finished_at": utcnow(),
+    }
+    return _update_job(session, _fenced(job_id, attempt), values)
 
 
 def fail(
@@ -238,7 +243,18 @@ def fail(
     values = _failed(kind, message, detail)
     if progress is not None:
         values["progress"] = dict(progress)
-    result = session.execute(update(SolveJob).where(*_fenced(job_id, attempt)).values(**values))
+    return _update_job(session, _fenced(job_id, attempt), values)
+
+
+def _update_job(session: Session, where: list[Any], values: dict[str, Any]) -> bool:
+    """UPDATE one job and COMMIT; True when the row matched.
+
+    Through Core on the session's connection, not the ORM's UPDATE: the ORM would also
+    look for the job among the objects the session holds, to bring them up to date,
+    which cost a worker about half a millisecond per write. No caller holds one; a
+    future caller that does must refresh it (sessions do not expire on commit).
+    """
+    result = session.connection().execute(update(_JOBS).where(*where).values(**values))
     session.commit()
     return result.rowcount == 1
 

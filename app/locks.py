@@ -95,18 +95,34 @@ def lock_id_of(targets: list[LockedTarget]) -> str:
     return sha256_of(lock_canonical(targets))
 
 
+_PACKAGES = PackageFile.__table__
+_PACKAGES_BY_URL = text(
+    "SELECT id, url, content_key FROM packages WHERE url = ANY(CAST(:urls AS text[]))"
+)
+
+
 def _package_ids(session: Session, records: list[LockedRecord]) -> dict[tuple[str, str], int]:
-    """Ids of the package rows that exist already, keyed by (url, content_key)."""
+    """Ids of the package rows that exist already, keyed by (url, content_key).
+
+    On Postgres the urls go as one array (``url = ANY(:urls)``): an ``IN`` list is
+    rendered and bound per url on every call, 2 ms of a 108-package lock in the worker.
+    """
     ids: dict[tuple[str, str], int] = {}
     urls = sorted({r.url for r in records})
-    for chunk_start in range(0, len(urls), 500):
-        chunk = urls[chunk_start : chunk_start + 500]
-        for pid, url, key in session.execute(
-            select(PackageFile.id, PackageFile.url, PackageFile.content_key).where(
-                PackageFile.url.in_(chunk)
-            )
-        ):
-            ids[(url, key)] = pid
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(_PACKAGES_BY_URL, {"urls": urls}).all()
+    else:
+        rows = []
+        for chunk_start in range(0, len(urls), 500):
+            chunk = urls[chunk_start : chunk_start + 500]
+            rows += connection.execute(
+                select(_PACKAGES.c.id, _PACKAGES.c.url, _PACKAGES.c.content_key).where(
+                    _PACKAGES.c.url.in_(chunk)
+                )
+            ).all()
+    for pid, url, key in rows:
+        ids[(url, key)] = pid
     return ids
 
 
@@ -142,7 +158,8 @@ def store_lock(
     costliest part of storing a lock.
     """
     lock_id = lock_id_of(targets)
-    if session.scalar(select(Lock.id).where(Lock.id == lock_id)) is not None:
+    exists = select(Lock.__table__.c.id).where(Lock.__table__.c.id == lock_id)
+    if session.connection().scalar(exists) is not None:
         return lock_id
     records = list({(r.url, r.content_key): r for t in targets for r in t.records}.values())
     ids = _package_ids(session, records)
@@ -194,7 +211,7 @@ def _insert_lock_packages(session: Session, lock_id: str, rows: list[tuple[str, 
     """
     if session.get_bind().dialect.name == "postgresql":
         session.flush()
-        session.execute(
+        session.connection().execute(
             _LOCK_PACKAGES_FROM_ARRAYS,
             {
                 "lock_id": lock_id,

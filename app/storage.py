@@ -25,7 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from app.writeback import start_writeback
+
 CHUNK = 1 << 20
+#: Written bytes handed to the kernel's writeback this often, so the fsync before a blob
+#: is renamed into place waits only for the tail (see app/writeback.py).
+WRITEBACK_STEP = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class BlobWriter:
         self._sha256 = hashlib.sha256()
         self._md5 = None if md5_from else hashlib.md5(usedforsecurity=False)
         self.size = 0
+        self._written_back = 0
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
@@ -103,6 +109,10 @@ class BlobWriter:
         if self._md5 is not None:
             self._md5.update(data)
         self.size += len(data)
+        if self.size - self._written_back >= WRITEBACK_STEP:
+            self._file.flush()
+            start_writeback(self._file.fileno(), self._written_back, self.size - self._written_back)
+            self._written_back = self.size
 
     def restart(self) -> None:
         self._file.seek(0)
@@ -111,6 +121,7 @@ class BlobWriter:
         if self._md5 is not None:
             self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
+        self._written_back = 0
 
     def info(self) -> BlobInfo:
         md5 = self._md5.hexdigest() if self._md5 is not None else self.md5_from

@@ -28,7 +28,7 @@ from bench.context import SOLVE_SETTINGS
 from bench.loadgen import load
 from bench.stack import Stack, unique_target
 from bench.static_server import alias
-from bench.workload import Case, Workload, prepare
+from bench.workload import OVERHEAD_CASES, Case, Workload, prepare
 
 
 def _as_worker(stack: Stack) -> None:
@@ -182,11 +182,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument("--reads", type=int, default=300)
     parser.add_argument("--synthetic-records", type=int, default=2_000)
+    labels = [c.label for c in OVERHEAD_CASES]
+    parser.add_argument(
+        "--case",
+        choices=[*labels, "synthetic"],
+        metavar="LABEL",
+        help="the figure-1 case to profile (default: the heavy real one); "
+        f"one of: {', '.join(labels)}, synthetic",
+    )
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="condarchive-profile-"))
     workload = prepare(root, args.synthetic_records, use_realdata=True)
     stack = Stack(root / "stack", workload.server.url, **SOLVE_SETTINGS).start()
     case = workload.heavy_case()
+    if args.case == "synthetic":
+        case = workload.synthetic_case()
+    elif args.case:
+        case = next(c for c in OVERHEAD_CASES if c.label == args.case)
     try:
         if args.what == "api":
             print(profile_api(workload, stack, case, args.reads))

@@ -12,9 +12,8 @@ from sqlalchemy.orm import Session
 from app.archive import request_archive
 from app.config import get_settings
 from app.db import pinned_session_scope
-from app.jobs import claim, fail, succeed
+from app.jobs import ClaimedJob, claim, fail, succeed
 from app.locks import store_lock
-from app.models import SolveJob
 from app.targets import Target
 from workers.celery_app import celery_app
 from workers.heartbeat import Heartbeat
@@ -72,7 +71,7 @@ def run_solve(job_id: str) -> None:
 
 
 def _solve_and_store(
-    session: Session, job: SolveJob, attempt: int, beat: Heartbeat
+    session: Session, job: ClaimedJob, attempt: int, beat: Heartbeat
 ) -> tuple[str, dict[str, str]] | None:
     """(lock id, progress), or None when the job failed (recorded unless it was lost)."""
     settings = get_settings()

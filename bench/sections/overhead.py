@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from bench import floor as design_floor
 from bench.context import Context
 from bench.figures import Figure, Goal, SectionResult
 from bench.measure import median, ms, proc_cpu
@@ -60,6 +61,33 @@ def measure_case(ctx: Context, case: Case) -> Figure:
     )
 
 
+def floor_figures(ctx: Context, cases: list[Figure]) -> list[Figure]:
+    """The design's floor (bench/floor.py), and for each case the best ratio it allows."""
+    found = design_floor.measure(ctx.stack, ctx.workdir, min(ctx.config.latency_requests, 100))
+    parts = [
+        ("floor: HTTP round trip to the API (GET /api/v1/health)", found.http),
+        ("floor: Celery message via Redis to a solo worker (send → task starts)", found.celery),
+        ("floor: Postgres INSERT + COMMIT of one row", found.commit),
+    ]
+    figures = [Figure(label, ms(seconds), "", seconds * 1000, " ms") for label, seconds in parts]
+    for figure in cases:
+        bare = median(figure.detail["bare_s"])
+        figure.detail["floor_ms"] = round(found.total * 1000, 2)
+        figure.detail["best_ratio_at_floor"] = round((bare + found.total) / bare, 2)
+    best = ", ".join(f"{f.label} {f.detail['best_ratio_at_floor']:.2f}×" for f in cases)
+    figures.append(
+        Figure(
+            "floor in all: 1 request + 1 message + 3 commits (job, claim, result)",
+            ms(found.total),
+            "",
+            found.total * 1000,
+            " ms",
+            detail={"best_ratio_at_floor": best},
+        )
+    )
+    return figures
+
+
 def run(ctx: Context, result: SectionResult) -> None:
     ctx.stack.set_workers(1)
     if ctx.workload.has_realdata:
@@ -68,6 +96,17 @@ def run(ctx: Context, result: SectionResult) -> None:
     else:
         result.notes.append("real-data cases skipped: ../shared/realdata is absent")
     result.figures.append(measure_case(ctx, ctx.workload.synthetic_case()))
+    result.figures += floor_figures(ctx, list(result.figures))
+    ratios = ", ".join(
+        f"{f.label}: {f.detail['best_ratio_at_floor']:.2f}×"
+        for f in result.figures
+        if "bare_s" in f.detail
+    )
+    result.notes.append(
+        "floor: what the parts the design requires cost alone, with none of our code "
+        "(bench/floor.py); a job needs at least one request, one message and three "
+        f"commits. With our own code at zero cost the ratios would be: {ratios}."
+    )
     result.notes.append(
         "value = median(POST → finished_at) / median(bare rattler.solve); "
         "detail splits the service time into api (POST → committed), queue "
