@@ -14,6 +14,7 @@ when to read it). Throughput is all bytes over all the time, on each side.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shutil
 import time
@@ -88,7 +89,11 @@ def archive(ctx: Context, lock_id: str) -> tuple[float, dict[str, Any]]:
     while time.monotonic() < deadline:
         view = ctx.stack.http.get(path).json()
         if view["status"] in ("archived", "failed"):
-            return ctx.stack.db.archive_finished(lock_id) - posted, view
+            # The view says "archived" once every file is; the run's finished_at is
+            # committed just after, so it may not be there yet.
+            finished = ctx.stack.db.archive_finished(lock_id)
+            if not math.isnan(finished):
+                return finished - posted, view
         time.sleep(0.02)
     raise TimeoutError(f"archive of {lock_id} not done after {ctx.config.job_timeout}s")
 
