@@ -205,13 +205,18 @@ def pending_entries(session: Session, lock_id: str) -> list[ArchiveEntry]:
     )
 
 
-def claim(session: Session, package_id: int, owner: str, lease: float) -> bool:
-    """Hold a pending entry for `lease` seconds, unless another worker holds it. Commits."""
+def claim(session: Session, package_ids: list[int], owner: str, lease: float) -> set[int]:
+    """Hold pending entries for `lease` seconds, except those another worker holds.
+
+    One UPDATE and one COMMIT for a whole batch; returns the ids this worker now holds.
+    """
+    if not package_ids:
+        return set()
     now = utcnow()
-    result = session.execute(
+    held = session.scalars(
         update(ArchiveEntry)
         .where(
-            ArchiveEntry.package_id == package_id,
+            ArchiveEntry.package_id.in_(package_ids),
             ArchiveEntry.state == "pending",
             or_(
                 ArchiveEntry.lease_until.is_(None),
@@ -225,9 +230,11 @@ def claim(session: Session, package_id: int, owner: str, lease: float) -> bool:
             attempts=ArchiveEntry.attempts + 1,
             updated_at=now,
         )
+        .returning(ArchiveEntry.package_id)
     )
+    claimed = set(held)
     session.commit()
-    return result.rowcount == 1
+    return claimed
 
 
 def renew(session: Session, package_ids: list[int], owner: str, lease: float) -> None:

@@ -93,9 +93,8 @@ def run_archive(lock_id: str) -> None:
             pending = pending_entries(session, lock_id)
             if not pending:
                 break
-            claimed = [
-                e for e in pending if claim(session, e.package_id, owner, settings.archive_lease)
-            ]
+            held = claim(session, [e.package_id for e in pending], owner, settings.archive_lease)
+            claimed = [e for e in pending if e.package_id in held]
             if not claimed:
                 # Another worker holds what is left; wait for it, or for its lease to run out.
                 touch_run(session, lock_id)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 
 from bench.context import Context
@@ -30,6 +31,7 @@ from bench.packages import archive_channel
 from bench.paths import REALDATA
 from bench.stack import unique_target
 from bench.workload import Case
+from workers.mirror import READ_BYTES
 from workers.write_behind import WriteBehind
 
 GOAL = Goal(">=", 0.8, "× plain")
@@ -69,11 +71,23 @@ async def _plain(urls: list[str], out: Path) -> int:
         return sum(await asyncio.gather(*(one(client, u) for u in urls)))
 
 
-def plain_download(ctx: Context, urls: list[str], name: str) -> tuple[float, int]:
+#: httpcore's own socket read size: the plain download is httpx as shipped.
+HTTPCORE_READ = 64 * 1024
+
+
+def plain_download(
+    ctx: Context, urls: list[str], name: str, read_bytes: int = HTTPCORE_READ
+) -> tuple[float, int]:
+    """Seconds and bytes of a plain download; `read_bytes` as the archive's
+    `workers.mirror.read_large_chunks` sets it (httpcore's default unless given)."""
     out = ctx.workdir / f"plain-{name}"
-    start = now()
-    size = asyncio.run(_plain(urls, out))
-    seconds = now() - start
+    httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = read_bytes
+    try:
+        start = now()
+        size = asyncio.run(_plain(urls, out))
+        seconds = now() - start
+    finally:
+        httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = HTTPCORE_READ
     shutil.rmtree(out, ignore_errors=True)
     return seconds, size
 
@@ -114,6 +128,8 @@ def one_round(ctx: Context, name: str, sizes: tuple[int, ...], real: Path | None
     seconds, view = archive(ctx, job.lock_id or "")
     os.sync()
     after, _ = plain_download(ctx, urls, f"{name}-after")
+    os.sync()
+    large, _ = plain_download(ctx, urls, f"{name}-large-reads", READ_BYTES)
     if view["status"] != "archived":
         raise RuntimeError(f"archive ended {view['status']}: {view.get('summary')}")
     return {
@@ -121,6 +137,7 @@ def one_round(ctx: Context, name: str, sizes: tuple[int, ...], real: Path | None
         "bytes": size,
         "archive_s": round(seconds, 3),
         "plain_s": [round(before, 3), round(after, 3)],
+        "plain_large_reads_s": round(large, 3),
         "ratio": round((before + after) / 2 / seconds, 3),
         "summary": view.get("summary"),
     }
@@ -154,6 +171,19 @@ def run(ctx: Context, result: SectionResult) -> None:
             unit="× plain",
             goal=GOAL,
             detail={"bytes": size, "rounds": rounds},
+        )
+    )
+    # The archive reads sockets 1 MiB at a time (workers/mirror.py); the goal's baseline
+    # is httpx as shipped, and this row shows the archive against a plain download that
+    # reads the same way, so the gain of that setting is not taken for something else.
+    large_rate = size / sum(r["plain_large_reads_s"] for r in rounds)
+    result.figures.append(
+        Figure(
+            label="the same, against a plain download that also reads 1 MiB at a time",
+            measured=f"{service_rate / 2**20:.0f} MB/s",
+            baseline=f"plain {large_rate / 2**20:.0f} MB/s",
+            value=service_rate / large_rate,
+            unit="× plain",
         )
     )
     result.notes.append(
