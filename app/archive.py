@@ -237,15 +237,31 @@ def claim(session: Session, package_ids: list[int], owner: str, lease: float) ->
     return claimed
 
 
+_ENTRIES = ArchiveEntry.__table__
+
+
+def _write(session: Session, statement: Any) -> None:
+    """Execute and COMMIT through Core on the session's connection.
+
+    The ORM's UPDATE would first bring every ArchiveEntry the session holds up to date
+    (the run loaded all of the lock's pending ones), which made recording each finished
+    file cost more the more files the lock has: 1.6 ms per file at 100 files, on the
+    event loop that all downloads share. The entries it leaves stale are never acted on:
+    a run acts only on what a fresh query (`pending_entries`, filtered in SQL) returns.
+    """
+    session.connection().execute(statement)
+    session.commit()
+
+
 def renew(session: Session, package_ids: list[int], owner: str, lease: float) -> None:
     if not package_ids:
         return
-    session.execute(
-        update(ArchiveEntry)
+    _write(
+        session,
+        update(_ENTRIES)
         .where(ArchiveEntry.package_id.in_(package_ids), ArchiveEntry.lease_owner == owner)
-        .values(lease_until=utcnow() + timedelta(seconds=lease))
+        .values(lease_until=utcnow() + timedelta(seconds=lease)),
     )
-    session.commit()
 
 
 def record_blob(session: Session, info: BlobInfo) -> None:
@@ -261,8 +277,9 @@ def mark_archived(session: Session, package_id: int, info: BlobInfo) -> None:
     """Called only once the blob is in the store. Commits."""
     record_blob(session, info)
     now = utcnow()
-    session.execute(
-        update(ArchiveEntry)
+    _write(
+        session,
+        update(_ENTRIES)
         .where(ArchiveEntry.package_id == package_id)
         .values(
             state="archived",
@@ -272,9 +289,8 @@ def mark_archived(session: Session, package_id: int, info: BlobInfo) -> None:
             updated_at=now,
             lease_owner=None,
             lease_until=None,
-        )
+        ),
     )
-    session.commit()
 
 
 def record_proxied(session: Session, record: dict[str, Any], info: BlobInfo) -> None:
@@ -316,14 +332,14 @@ def record_proxied(session: Session, record: dict[str, Any], info: BlobInfo) -> 
 
 
 def mark_failed(session: Session, package_id: int, reason: str) -> None:
-    session.execute(
-        update(ArchiveEntry)
+    _write(
+        session,
+        update(_ENTRIES)
         .where(ArchiveEntry.package_id == package_id, ArchiveEntry.state == "pending")
         .values(
             state="failed", reason=reason, updated_at=utcnow(), lease_owner=None, lease_until=None
-        )
+        ),
     )
-    session.commit()
 
 
 def set_run(session: Session, lock_id: str, status: str) -> None:

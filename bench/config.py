@@ -20,6 +20,7 @@ class Config:
     scale_jobs: int  # jobs per worker count
     archive_sizes: tuple[int, ...]  # payload bytes of the generated packages to archive
     archive_rounds: int  # archive runs, each of new packages, each between two plain ones
+    archive_small: tuple[int, int]  # (count, bytes): a lock of many small packages, as most are
     job_timeout: float  # seconds before a job that has not finished is an error
 
 
@@ -35,6 +36,7 @@ FULL = Config(
     scale_jobs=60,
     archive_sizes=(1 << 20, 10 << 20, 50 << 20, 100 << 20),
     archive_rounds=3,
+    archive_small=(100, 200_000),
     job_timeout=600.0,
 )
 
@@ -50,5 +52,6 @@ SMOKE = Config(
     scale_jobs=4,
     archive_sizes=(64 << 10, 256 << 10),
     archive_rounds=1,
+    archive_small=(5, 20_000),
     job_timeout=60.0,
 )

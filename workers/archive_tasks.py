@@ -15,6 +15,8 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -124,12 +126,18 @@ async def _download_all(
     lock_id: str,
     downloads: list[Download],
 ) -> None:
-    """Fetch concurrently, recording each result as it lands and renewing leases meanwhile."""
-    in_flight = {d.key for d in downloads}
+    """Fetch concurrently, recording each result as it lands and renewing leases meanwhile.
 
-    def done(outcome: Outcome) -> None:
+    The session's writes run on one thread of their own, one at a time: a COMMIT per
+    finished file on the event loop would stall every download in flight (a lock of 100
+    small packages spent a third of its run there).
+    """
+    in_flight = {d.key for d in downloads}
+    loop = asyncio.get_running_loop()
+    database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-db")
+
+    def record(outcome: Outcome) -> None:
         key = outcome.download.key
-        in_flight.discard(key)
         if outcome.info is not None:
             mark_archived(session, key, outcome.info)
         else:
@@ -137,11 +145,18 @@ async def _download_all(
             log.warning("lock %s: could not archive %s", lock_id, reason)
             mark_failed(session, key, reason)
 
+    async def done(outcome: Outcome) -> None:
+        in_flight.discard(outcome.download.key)
+        await loop.run_in_executor(database, record, outcome)
+
+    def beat_once(held: list[Any]) -> None:
+        renew(session, held, owner, settings.archive_lease)
+        touch_run(session, lock_id)
+
     async def heartbeat() -> None:
         while True:
             await asyncio.sleep(max(settings.archive_lease / 3, 0.5))
-            renew(session, sorted(in_flight), owner, settings.archive_lease)
-            touch_run(session, lock_id)
+            await loop.run_in_executor(database, beat_once, sorted(in_flight))
 
     beat = asyncio.create_task(heartbeat())
     try:
@@ -150,3 +165,4 @@ async def _download_all(
         )
     finally:
         beat.cancel()
+        database.shutdown(wait=True)  # a write already started finishes first

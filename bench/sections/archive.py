@@ -186,6 +186,25 @@ def run(ctx: Context, result: SectionResult) -> None:
             unit="× plain",
         )
     )
+    # Most of a real lock's files are small: there the cost per file (a request, a temp
+    # file, a fsync, a database row) counts more than bytes per second. No goal in the
+    # issue, which asks for 1 MB to 100 MB; shown so that the weak spot is not hidden.
+    count, each = ctx.config.archive_small
+    small = one_round(ctx, "archivesmall", tuple(each + i * 1024 for i in range(count)), None)
+    small_plain = median(small["plain_s"])
+    result.figures.append(
+        Figure(
+            label=(
+                f"a lock of {count} small packages, {mb(each)} to "
+                f"{mb(each + (count - 1) * 1024)}, {mb(small['bytes'])} in all"
+            ),
+            measured=f"{small['bytes'] / small['archive_s'] / 2**20:.0f} MB/s",
+            baseline=f"plain {small['bytes'] / small_plain / 2**20:.0f} MB/s",
+            value=small_plain / small["archive_s"],
+            unit="× plain",
+            detail=small,
+        )
+    )
     result.notes.append(
         f"both sides fetch {CONCURRENCY} files at a time; per round (plain / archive): "
         + ", ".join(f"{r['ratio']:.2f}×" for r in rounds)
