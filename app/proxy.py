@@ -121,6 +121,9 @@ class Proxy:
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
+            from workers.mirror import read_large_chunks
+
+            read_large_chunks()  # package files, as the archive fetches them
             timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0))
             self._client = httpx.AsyncClient(
                 timeout=timeout,

@@ -27,6 +27,9 @@ SIZE = 5 * READ_BYTES + 12_345
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChannelServer]:
     server = ChannelServer(tmp_path / "upstream").start()
+    # Put httpcore's read size back afterwards: it is process-wide.
+    read = httpcore.AsyncHTTP11Connection.READ_NUM_BYTES
+    monkeypatch.setattr(httpcore.AsyncHTTP11Connection, "READ_NUM_BYTES", read)
     monkeypatch.setenv("CONDARCHIVE_ALLOWED_CHANNELS", server.url)
     get_settings.cache_clear()
     try:

@@ -74,8 +74,10 @@ def read_large_chunks(read_bytes: int = READ_BYTES) -> None:
     httpx's stream in Python: on a loopback mirror of 100 MB packages that was a quarter
     of an archive run. A read returns what the socket holds and never waits for more, so
     a larger limit only means fewer trips when data is plentiful. httpcore has no
-    per-client setting, so this sets its class attribute (public, process-wide); the
-    worker is the only process that downloads packages.
+    per-client setting, so this sets its class attribute (public, and process-wide: the
+    archive worker and the pull-through proxy call it as they make the client that
+    fetches package files; any other httpx request in those processes reads the same
+    way, which changes how many trips it takes, not what it gets).
     """
     httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = read_bytes
 
