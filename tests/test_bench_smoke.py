@@ -69,3 +69,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
             assert any("realdata is absent" in note for note in section["notes"]), section
     for line in ("1. Solve overhead", "7. Scale"):
         assert line in done.stdout
+    # The floor under figure 1 (bench/floor.py), measured beside the cases:
+    labels = [f["label"] for f in results["sections"]["overhead"]["figures"]]
+    assert any(label.startswith("floor in all") for label in labels), labels
+    if results["sections"]["archive"]["status"] == "ok":
+        archive = [f["label"] for f in results["sections"]["archive"]["figures"]]
+        assert any("1 MiB at a time" in label for label in archive), archive
+        assert any("small packages" in label for label in archive), archive
