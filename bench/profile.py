@@ -1,9 +1,11 @@
-"""Profile where a missed goal's time goes: ``python -m bench.profile {worker,cold,api}``.
+"""Profile where a missed goal's time goes: ``python -m bench.profile {worker,steps,cold,api}``.
 
 * ``worker``: jobs are queued with no worker running, then this process calls the
   Celery task body (``workers.tasks.run_solve``) itself under pyinstrument, with the
   worker's settings: the same code path, without Celery's dispatch and without a
   sampler competing for the 2 cores.
+* ``steps``: the same task body with a clock around each step instead of a sampler
+  (whose own cost inflates many small calls): median milliseconds per job.
 * ``cold``: the same, each job on a channel URL nobody has fetched (figure 4).
 * ``post``: the ``POST /api/v1/solves`` route body (figures 1 and 3), in this process.
 * ``archive``: ``workers.archive_tasks.run_archive`` on generated 1-100 MB packages
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.context import SOLVE_SETTINGS
 from bench.loadgen import load
@@ -68,6 +71,82 @@ def profile_worker(workload: Workload, stack: Stack, case: Case, jobs: int, cold
     per_job = (time.perf_counter() - start) / jobs
     text = profiler.output_text(unicode=True, color=False, show_all=False)
     return f"{jobs} jobs, {per_job * 1000:.1f} ms per job in run_solve\n\n{text}"
+
+
+def time_steps(workload: Workload, stack: Stack, case: Case, jobs: int) -> str:
+    """Time each step of the worker's task body with clocks around it (no sampler, whose
+    own cost inflates many small calls): median per job, in this process."""
+    import statistics
+
+    import rattler
+
+    import workers.solver as solver_module
+    import workers.tasks as tasks
+    from app.locks import LockedRecord
+
+    _as_worker(stack)
+    spent: dict[str, float] = {}
+
+    def add(step: str, started: float) -> None:
+        spent[step] = spent.get(step, 0.0) + time.perf_counter() - started
+
+    def timed(step: str, function: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                add(step, started)
+
+        return wrapper
+
+    def timed_solve(function: Any) -> Any:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                add("rattler.solve", started)
+
+        return wrapper
+
+    patches = [
+        (tasks, "claim", timed("claim: UPDATE … RETURNING, COMMIT", tasks.claim)),
+        (tasks, "store_lock", timed("store_lock (committed with succeed)", tasks.store_lock)),
+        (tasks, "succeed", timed("succeed: the job's result, COMMIT", tasks.succeed)),
+        (rattler, "solve", timed_solve(rattler.solve)),
+        (solver_module, "_check_upstream", timed("allowlist check", solver_module._check_upstream)),
+    ]
+    convert = LockedRecord.__dict__["from_rattler"].__func__
+    originals = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    for module, name, wrapper in patches:
+        setattr(module, name, wrapper)
+    LockedRecord.from_rattler = classmethod(timed("records converted", convert))  # type: ignore[method-assign,assignment]
+    per_job: dict[str, list[float]] = {}
+    try:
+        for i in range(jobs + 1):
+            body = workload.body(case, [unique_target("linux-64")])
+            job_id = stack.post(body)[0]
+            spent.clear()
+            started = time.perf_counter()
+            tasks.run_solve(job_id)
+            total = time.perf_counter() - started
+            if i == 0:
+                continue  # warm-up: imports, Gateway, connection pool
+            steps = {**spent, "whole task body": total}
+            steps["the rest (session, heartbeat thread, asyncio, provenance)"] = total - sum(
+                spent.values()
+            )
+            for step, seconds in steps.items():
+                per_job.setdefault(step, []).append(seconds)
+    finally:
+        for module, name, original in originals:
+            setattr(module, name, original)
+        LockedRecord.from_rattler = classmethod(convert)  # type: ignore[method-assign,assignment]
+    lines = [f"{case.label}: median of {jobs} jobs, ms", ""]
+    for step, values in per_job.items():
+        lines.append(f"{statistics.median(values) * 1000:8.2f}  {step}")
+    return "\n".join(lines)
 
 
 def profile_api(workload: Workload, stack: Stack, case: Case, reads: int) -> str:
@@ -178,7 +257,7 @@ def profile_archive(workload: Workload, stack: Stack, sizes: tuple[int, ...]) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
-    parser.add_argument("what", choices=["worker", "cold", "api", "post", "archive"])
+    parser.add_argument("what", choices=["worker", "steps", "cold", "api", "post", "archive"])
     parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument("--reads", type=int, default=300)
     parser.add_argument("--synthetic-records", type=int, default=2_000)
@@ -206,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             print(profile_archive(workload, stack, (1 << 20, 10 << 20, 50 << 20, 100 << 20)))
         elif args.what == "post":
             print(profile_post(workload, stack, case, args.jobs))
+        elif args.what == "steps":
+            print(time_steps(workload, stack, case, args.jobs))
         else:
             print(profile_worker(workload, stack, case, args.jobs, cold=args.what == "cold"))
     finally:
