@@ -76,3 +76,20 @@ def test_bench_smoke(tmp_path: Path) -> None:
         archive = [f["label"] for f in results["sections"]["archive"]["figures"]]
         assert any("1 MiB at a time" in label for label in archive), archive
         assert any("small packages" in label for label in archive), archive
+
+
+def test_bench_profile_steps_times_each_step_of_the_task_body() -> None:
+    """`python -m bench.profile steps` wraps the worker's steps by name: it must follow
+    the code it times (bench/README.md's table of the solve overhead comes from it)."""
+    _require_services()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.profile", "steps", "--jobs", "2", "--case", "synthetic"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-6000:]}"
+    for step in ("claim", "rattler.solve", "records converted", "store_lock", "succeed"):
+        assert step in done.stdout, done.stdout
+    assert "whole task body" in done.stdout
