@@ -205,39 +205,40 @@ def pending_entries(session: Session, lock_id: str) -> list[ArchiveEntry]:
     )
 
 
+_ENTRIES = ArchiveEntry.__table__
+
+
 def claim(session: Session, package_ids: list[int], owner: str, lease: float) -> set[int]:
     """Hold pending entries for `lease` seconds, except those another worker holds.
 
-    One UPDATE and one COMMIT for a whole batch; returns the ids this worker now holds.
+    One UPDATE per 500 entries and one COMMIT for them all, through Core (see
+    :func:`_write`); returns the ids this worker now holds.
     """
-    if not package_ids:
-        return set()
     now = utcnow()
-    held = session.scalars(
-        update(ArchiveEntry)
-        .where(
-            ArchiveEntry.package_id.in_(package_ids),
-            ArchiveEntry.state == "pending",
-            or_(
-                ArchiveEntry.lease_until.is_(None),
-                ArchiveEntry.lease_until < now,
-                ArchiveEntry.lease_owner == owner,
-            ),
+    claimed: set[int] = set()
+    for start in range(0, len(package_ids), 500):
+        held = session.connection().scalars(
+            update(_ENTRIES)
+            .where(
+                ArchiveEntry.package_id.in_(package_ids[start : start + 500]),
+                ArchiveEntry.state == "pending",
+                or_(
+                    ArchiveEntry.lease_until.is_(None),
+                    ArchiveEntry.lease_until < now,
+                    ArchiveEntry.lease_owner == owner,
+                ),
+            )
+            .values(
+                lease_owner=owner,
+                lease_until=now + timedelta(seconds=lease),
+                attempts=ArchiveEntry.attempts + 1,
+                updated_at=now,
+            )
+            .returning(ArchiveEntry.package_id)
         )
-        .values(
-            lease_owner=owner,
-            lease_until=now + timedelta(seconds=lease),
-            attempts=ArchiveEntry.attempts + 1,
-            updated_at=now,
-        )
-        .returning(ArchiveEntry.package_id)
-    )
-    claimed = set(held)
+        claimed.update(held)
     session.commit()
     return claimed
-
-
-_ENTRIES = ArchiveEntry.__table__
 
 
 def _write(session: Session, statement: Any) -> None:

@@ -187,7 +187,7 @@ def run(ctx: Context, result: SectionResult) -> None:
         )
     )
     # Most of a real lock's files are small: there the cost per file (a request, a temp
-    # file, a fsync, a database row) counts more than bytes per second. No goal in the
+    # file, fsyncs, database rows) counts more than bytes per second. No goal in the
     # issue, which asks for 1 MB to 100 MB; shown so that the weak spot is not hidden.
     count, each = ctx.config.archive_small
     small = one_round(ctx, "archivesmall", tuple(each + i * 1024 for i in range(count)), None)
