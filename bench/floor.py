@@ -51,7 +51,8 @@ app.conf.update(
 @app.task(name="bench.floor.noop")
 def noop(sent: float) -> None:
     """Report how long the message took to reach a task body (same machine, same clock)."""
-    redis.Redis.from_url(_BROKER).rpush(_RESULTS, repr(time.time() - sent))
+    delay = time.time() - sent
+    redis.Redis.from_url(_BROKER).rpush(_RESULTS, repr(delay))
 
 
 @dataclass(frozen=True)
