@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db import insert_ignore
+from app.db import insert_ignore, write_committed
 from app.models import (
     ArchiveEntry,
     Blob,
@@ -212,7 +212,7 @@ def claim(session: Session, package_ids: list[int], owner: str, lease: float) ->
     """Hold pending entries for `lease` seconds, except those another worker holds.
 
     One UPDATE per 500 entries and one COMMIT for them all, through Core (see
-    :func:`_write`); returns the ids this worker now holds.
+    :func:`app.db.write_committed`); returns the ids this worker now holds.
     """
     now = utcnow()
     claimed: set[int] = set()
@@ -241,23 +241,10 @@ def claim(session: Session, package_ids: list[int], owner: str, lease: float) ->
     return claimed
 
 
-def _write(session: Session, statement: Any) -> None:
-    """Execute and COMMIT through Core on the session's connection.
-
-    The ORM's UPDATE would first bring every ArchiveEntry the session holds up to date
-    (the run loaded all of the lock's pending ones), which made recording each finished
-    file cost more the more files the lock has: 1.6 ms per file at 100 files, on the
-    event loop that all downloads share. The entries it leaves stale are never acted on:
-    a run acts only on what a fresh query (`pending_entries`, filtered in SQL) returns.
-    """
-    session.connection().execute(statement)
-    session.commit()
-
-
 def renew(session: Session, package_ids: list[int], owner: str, lease: float) -> None:
     if not package_ids:
         return
-    _write(
+    write_committed(
         session,
         update(_ENTRIES)
         .where(ArchiveEntry.package_id.in_(package_ids), ArchiveEntry.lease_owner == owner)
@@ -278,7 +265,7 @@ def mark_archived(session: Session, package_id: int, info: BlobInfo) -> None:
     """Called only once the blob is in the store. Commits."""
     record_blob(session, info)
     now = utcnow()
-    _write(
+    write_committed(
         session,
         update(_ENTRIES)
         .where(ArchiveEntry.package_id == package_id)
@@ -333,7 +320,7 @@ def record_proxied(session: Session, record: dict[str, Any], info: BlobInfo) -> 
 
 
 def mark_failed(session: Session, package_id: int, reason: str) -> None:
-    _write(
+    write_committed(
         session,
         update(_ENTRIES)
         .where(ArchiveEntry.package_id == package_id, ArchiveEntry.state == "pending")

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -95,6 +95,19 @@ def get_session() -> Iterator[Session]:
     """FastAPI dependency."""
     with session_scope() as session:
         yield session
+
+
+def write_committed(session: Session, statement: Executable) -> CursorResult[Any]:
+    """Execute a write through Core on the session's connection, then COMMIT.
+
+    An ORM-enabled UPDATE first brings every object of that class the session holds up
+    to date; a worker holding many (an archive run's entries, a claimed job) paid for it
+    on every write. Objects the session holds are left as they were (sessions do not
+    expire on commit): callers act only on what they query afresh.
+    """
+    result = session.connection().execute(statement)
+    session.commit()
+    return result
 
 
 def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:

@@ -43,7 +43,9 @@ def redirect_error(response: httpx.Response, allowed: list[str], alias: str) -> 
     )
 
 
-def _allowlist(allowed: list[str] | None, alias: str | None) -> tuple[list[str], str]:
+def allowlist(allowed: list[str] | None = None, alias: str | None = None) -> tuple[list[str], str]:
+    """The allowlist entries and channel alias to check fetches against: the settings'
+    where not given."""
     if allowed is not None and alias is not None:
         return allowed, alias
     from app.config import get_settings
@@ -59,7 +61,7 @@ def guard_hooks(
     allowed: list[str] | None = None, alias: str | None = None
 ) -> dict[str, list[Callable[[Any], Awaitable[None]]]]:
     """`event_hooks` for an AsyncClient (default: the settings' allowlist and alias)."""
-    entries, channel_alias = _allowlist(allowed, alias)
+    entries, channel_alias = allowlist(allowed, alias)
 
     async def check_request(request: httpx.Request) -> None:
         reason = fetch_refusal(str(request.url), entries, channel_alias)

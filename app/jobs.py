@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db import write_committed
 from app.models import SolveJob, utcnow
 from app.specs import SolveRequest, format_time
 
@@ -247,16 +248,9 @@ def fail(
 
 
 def _update_job(session: Session, where: list[Any], values: dict[str, Any]) -> bool:
-    """UPDATE one job and COMMIT; True when the row matched.
-
-    Through Core on the session's connection, not the ORM's UPDATE: the ORM would also
-    look for the job among the objects the session holds, to bring them up to date,
-    which cost a worker about half a millisecond per write. No caller holds one; a
-    future caller that does must refresh it (sessions do not expire on commit).
-    """
-    result = session.connection().execute(update(_JOBS).where(*where).values(**values))
-    session.commit()
-    return result.rowcount == 1
+    """UPDATE one job and COMMIT (see :func:`app.db.write_committed`); True when the row
+    matched."""
+    return write_committed(session, update(_JOBS).where(*where).values(**values)).rowcount == 1
 
 
 def _failed(kind: str, message: str, detail: dict[str, Any] | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import httpx
 import rattler
 import rattler.exceptions
 
-from app.egress import redirect_error
+from app.egress import allowlist, redirect_error
 from app.locks import LockedRecord, LockedTarget
 from app.specs import format_time
 from app.targets import Target
@@ -170,7 +170,7 @@ class Solver:
             state["error"] = str(exc)
             return state
         state["status"] = response.status_code
-        refused = redirect_error(response, *_allowlist())
+        refused = redirect_error(response, *allowlist())
         if refused is not None:  # the Gateway would follow it: fail before it does
             raise SolveFailure(
                 "channel",
@@ -276,19 +276,12 @@ class Solver:
         return [r for r in results if isinstance(r, LockedTarget)], provenance
 
 
-def _allowlist() -> tuple[list[str], str]:
-    from app.config import get_settings
-
-    settings = get_settings()
-    return settings.allowed_channel_entries, settings.channel_alias
-
-
 def _check_upstream(target: str, records: tuple[LockedRecord, ...]) -> None:
     """Fail as `channel` when repodata names a file with a path in it, or outside the
     allowlist (its `base_url`): upstream's word, checked before it is locked or fetched."""
     from app.filenames import upstream_record_problem
 
-    allowed, alias = _allowlist()
+    allowed, alias = allowlist()
     for record in records:
         problem = upstream_record_problem(
             record.filename, record.subdir, record.url, allowed, alias

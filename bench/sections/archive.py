@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpcore
 import httpx
 
 from bench.context import Context
@@ -31,7 +30,7 @@ from bench.packages import archive_channel
 from bench.paths import REALDATA
 from bench.stack import unique_target
 from bench.workload import Case
-from workers.mirror import READ_BYTES
+from workers.mirror import READ_BYTES, read_large_chunks
 from workers.write_behind import WriteBehind
 
 GOAL = Goal(">=", 0.8, "× plain")
@@ -81,13 +80,13 @@ def plain_download(
     """Seconds and bytes of a plain download; `read_bytes` as the archive's
     `workers.mirror.read_large_chunks` sets it (httpcore's default unless given)."""
     out = ctx.workdir / f"plain-{name}"
-    httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = read_bytes
+    read_large_chunks(read_bytes)
     try:
         start = now()
         size = asyncio.run(_plain(urls, out))
         seconds = now() - start
     finally:
-        httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = HTTPCORE_READ
+        read_large_chunks(HTTPCORE_READ)
     shutil.rmtree(out, ignore_errors=True)
     return seconds, size
 
