@@ -7,10 +7,15 @@ BIN := $(VENV)/bin
 .PHONY: serve test lint bench
 
 $(BIN)/.installed: pyproject.toml
+	@echo "==> creating the virtual environment $(VENV) (first run only)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> upgrading pip"
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	@echo "==> installing condarchive and its dependencies into $(VENV) (about a minute)"
+	$(BIN)/pip install --progress-bar off -e '.[test]' | grep --line-buffered -E '^(Collecting|Successfully)' || true
+	@test -x $(BIN)/condarchive || { echo "error: the install failed; run: $(BIN)/pip install -e '.[test]'"; exit 1; }
 	touch $@
+	@echo "==> installed; next time this step is skipped"
 
 serve: $(BIN)/.installed
 	$(BIN)/condarchive serve

@@ -42,8 +42,8 @@ def base_env(data_dir: Path, allowed_channels: str, **extra: str) -> dict[str, s
 class Process:
     """A subprocess with its output in a log file, shown when a test fails."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.args, self.env, self.log_path = args, env, log
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path = ROOT) -> None:
+        self.args, self.env, self.log_path, self.cwd = args, env, log, cwd
         self.popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Process:
@@ -51,7 +51,7 @@ class Process:
         self.popen = subprocess.Popen(
             self.args,
             env=self.env,
-            cwd=ROOT,
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -79,12 +79,25 @@ class Process:
 
 
 class Service:
-    """`condarchive serve` on a free port, plus any separate workers."""
+    """`condarchive serve` on a free port, plus any separate workers.
 
-    def __init__(self, env: dict[str, str], workdir: Path, no_worker: bool = False) -> None:
+    By default the processes run this checkout's code (`python -m app.cli` from the repo);
+    `command` runs another install instead (an installed `condarchive` script), from
+    `workdir`, so that nothing of the checkout is importable.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        workdir: Path,
+        no_worker: bool = False,
+        command: list[str] | None = None,
+    ) -> None:
         self.env = dict(env)
         self.workdir = workdir
         self.no_worker = no_worker
+        self.command = command
+        self.cwd = ROOT if command is None else workdir
         self.port = free_port()
         self.env["CONDARCHIVE_PORT"] = str(self.port)
         self.server: Process | None = None
@@ -95,13 +108,13 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def cli(self) -> list[str]:
-        return [sys.executable, "-m", "app.cli"]
+        return self.command or [sys.executable, "-m", "app.cli"]
 
     def start(self, timeout: float = 60) -> Service:
         args = [*self.cli(), "serve", "--port", str(self.port)]
         if self.no_worker:
             args.append("--no-worker")
-        self.server = Process(args, self.env, self.workdir / "serve.log").start()
+        self.server = Process(args, self.env, self.workdir / "serve.log", self.cwd).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.server.popen and self.server.popen.poll() is not None:
@@ -117,7 +130,7 @@ class Service:
     def add_worker(self) -> Process:
         n = len(self.workers)
         worker = Process(
-            [*self.cli(), "worker"], self.env, self.workdir / f"worker-{n}.log"
+            [*self.cli(), "worker"], self.env, self.workdir / f"worker-{n}.log", self.cwd
         ).start()
         self.workers.append(worker)
         return worker
