@@ -7,13 +7,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.api import admin, health, locks, pages, permalinks, solves
-from app.api import archive as archive_api
-from app.api import channels as channels_api
-from app.api import responses as documented
-from app.auth import require_reader
+from app.auth.tokens import require_reader
 from app.config import get_settings
-from app.limits import BodySizeLimit, BodyTooLarge, LimitExceeded
+from app.web.limits import BodySizeLimit, BodyTooLarge, LimitExceeded
+from app.web.routes import admin, health, locks, pages, permalinks, solves
+from app.web.routes import archive as archive_api
+from app.web.routes import channels as channels_api
+from app.web import responses as documented
 
 IMPORT_PATH = "/api/v1/locks/import"  # its body limit is CONDARCHIVE_MAX_IMPORT_BYTES
 

@@ -1,6 +1,6 @@
 """The floor the service is measured against: py-rattler's own solve, with nothing around it.
 
-It is called exactly as ``workers/solver.py`` calls it (same channels, platforms,
+It is called exactly as ``app/solve/solver.py`` calls it (same channels, platforms,
 virtual packages, priority and timestamp policy) with a Gateway kept warm in this
 process, so the only difference left is what condarchive adds. Run as
 ``python -m bench.bare`` it solves once in a fresh process and prints that process's
@@ -19,7 +19,7 @@ from typing import Any
 
 import rattler
 
-from app.targets import Target, parse_target
+from app.core.targets import Target, parse_target
 from bench.measure import now, proc_memory
 
 

@@ -37,7 +37,7 @@ _BROKER = os.environ.get("BENCH_FLOOR_BROKER", REDIS_URL)
 _QUEUE = os.environ.get("BENCH_FLOOR_QUEUE", "bench-floor")
 _RESULTS = os.environ.get("BENCH_FLOOR_RESULTS", "bench-floor-results")
 
-#: The same options as `workers/celery_app.py` where they touch delivery.
+#: The same options as `app/queue/celery_app.py` where they touch delivery.
 app = Celery("bench-floor", broker=_BROKER)
 app.conf.update(
     task_default_queue=_QUEUE,

@@ -80,9 +80,9 @@ def time_steps(workload: Workload, stack: Stack, case: Case, jobs: int) -> str:
 
     import rattler
 
-    import workers.solver as solver_module
+    import app.solve.solver as solver_module
     import workers.tasks as tasks
-    from app.locks import LockedRecord
+    from app.locks.store import LockedRecord
 
     _as_worker(stack)
     spent: dict[str, float] = {}
@@ -163,9 +163,9 @@ def profile_api(workload: Workload, stack: Stack, case: Case, reads: int) -> str
     job = stack.solve(workload.body(case, ["linux-64"]))
     stack.stop_workers()
     _as_worker(stack)
-    from app.db import session_scope
-    from app.locks import find_lock, lock_view
-    from app.schemas import LockView
+    from app.db.session import session_scope
+    from app.locks.store import find_lock, lock_view
+    from app.web.schemas import LockView
 
     adapter = TypeAdapter(LockView)
     timings: dict[str, list[float]] = {"find_lock + lock_view": [], "validate + dump_json": []}
@@ -205,11 +205,11 @@ def profile_post(workload: Workload, stack: Stack, case: Case, posts: int) -> st
     from pyinstrument import Profiler
 
     _as_worker(stack)
-    from app.api.solves import create_solve
-    from app.auth import ANONYMOUS
+    from app.auth.tokens import ANONYMOUS
     from app.config import get_settings
-    from app.db import session_scope
-    from app.schemas import SolveBody
+    from app.db.session import session_scope
+    from app.web.routes.solves import create_solve
+    from app.web.schemas import SolveBody
 
     def post() -> None:
         body = SolveBody.model_validate(workload.body(case, [unique_target("linux-64")]))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from app.db import make_engine
-from app.models import Base
+from app.db.models import Base
+from app.db.session import make_engine
 
 config = context.config
 target_metadata = Base.metadata

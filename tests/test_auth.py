@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import auth, cli_tokens
+from app.auth import tokens as auth
+from app.cli import tokens as cli_tokens
 from tests.conftest import REDIS_URL, start_service, stop_service
 from tests.support import testchan
 from tests.support.channel_server import ChannelServer
@@ -405,7 +406,7 @@ def test_no_token_leaves_the_process() -> None:
     """The CLI sends CONDARCHIVE_TOKEN only to the condarchive server's own origin."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONDARCHIVE_")}
     code = (
-        "from app.client_auth import auth_headers_for as h;"
+        "from app.auth.client import auth_headers_for as h;"
         "print(h('http://a:1/x', 'http://a:1'), h('http://b:1/x', 'http://a:1'))"
     )
     result = subprocess.run(
@@ -431,7 +432,7 @@ def test_migration_0003_matches_the_models(
     """`alembic check` finds nothing to add after upgrading, and 0003 downgrades cleanly."""
     from alembic import command
 
-    from app.migrate import alembic_config
+    from app.db.migrate import alembic_config
 
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'migrated.sqlite'}"

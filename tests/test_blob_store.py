@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from app import storage, writeback
-from app.storage import BlobInfo, BlobMismatch, Expected, FilesystemStore
+from app.archive import blobs as storage
+from app.archive import writeback
+from app.archive.blobs import BlobInfo, BlobMismatch, Expected, FilesystemStore
 
 DATA = b"conda package bytes " * 1000
 SHA256 = hashlib.sha256(DATA).hexdigest()

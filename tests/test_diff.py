@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.lockdiff import diff_locks
+from app.locks.diff import diff_locks
 from tests.support.service import Service
 from tests.support.solving import solve_lock
 

@@ -79,7 +79,7 @@ def test_queued_job_survives_a_restart(
 #: Import Celery, say so, then send one job id to the embedded broker when told to go.
 _SEND_AT_ONCE = """
 import os, sys, time
-from workers.celery_app import celery_app
+from app.queue.celery_app import celery_app
 go, job, ready = sys.argv[1:]
 open(ready, "w").close()
 while not os.path.exists(go):

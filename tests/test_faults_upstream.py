@@ -5,7 +5,7 @@ index failed the job. The worker now gives it py-rattler's standard client, whic
 5xx, timeouts and connection resets with backoff (CONDARCHIVE_REPODATA_RETRIES). That
 client does not retry a body cut short, so the solver tries such a target again itself.
 What still fails is reported as kind ``channel`` with the URL and the status. Package
-downloads have their own retries (workers/mirror.py, tests/test_archive_integrity.py).
+downloads have their own retries (app/archive/download.py, tests/test_archive_integrity.py).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import pytest
 import rattler
 import yaml
 
-from app.lockfiles import CannotExpress, UnknownTarget, formats_for, render
-from app.lockfiles.base import topological
+from app.locks.formats import CannotExpress, UnknownTarget, formats_for, render
+from app.locks.formats.base import topological
 from tests.conftest import start_service, stop_service
 from tests.support.channel_server import ChannelServer
 from tests.support.service import Service

@@ -1,6 +1,6 @@
 """Package downloads with large socket reads: whole files, resumed where a server cut them.
 
-The archive lets httpcore read up to 1 MiB per socket read (workers/mirror.py). The
+The archive lets httpcore read up to 1 MiB per socket read (app/archive/download.py). The
 test channels' packages are a few KB, so this serves multi-MiB files over real HTTP and
 cuts one mid-body, which a read larger than httpcore's 64 KiB must survive as well.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 import httpcore
 import pytest
 
+from app.archive.blobs import Expected, FilesystemStore
+from app.archive.download import READ_BYTES, Download, RetryPolicy, mirror
 from app.config import get_settings
-from app.storage import Expected, FilesystemStore
 from tests.support.channel_server import ChannelServer
-from workers.mirror import READ_BYTES, Download, RetryPolicy, mirror
 
 SIZE = 5 * READ_BYTES + 12_345
 

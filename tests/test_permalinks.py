@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-from app.db import make_engine
-from app.models import Lock
+from app.db.models import Lock
+from app.db.session import make_engine
 from tests.conftest import start_service, stop_service
 from tests.support.channel_server import ChannelServer
 from tests.support.service import Service

@@ -154,7 +154,7 @@ def test_distributed_mode_runs_from_the_production_install(
             [
                 str(installed / "celery"),
                 "-A",
-                "workers.celery_app:celery_app",
+                "app.queue.celery_app:celery_app",
                 "inspect",
                 "ping",
                 "--timeout",

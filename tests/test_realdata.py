@@ -18,7 +18,7 @@ import httpx
 import pytest
 import rattler.exceptions
 
-from app.targets import DEFAULT_VIRTUAL_PACKAGES
+from app.core.targets import DEFAULT_VIRTUAL_PACKAGES
 from tests.conftest import start_service, stop_service
 from tests.support.channel_server import ChannelServer
 from tests.support.realdata import INDEX4, WrappedChannel, reference_solve, wrap_flat_index

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app.channels import ChannelError, is_allowed, resolve_allowed_channel
 from app.config import DEFAULT_ALLOWED_CHANNELS
+from app.core.channels import ChannelError, is_allowed, resolve_allowed_channel
+from app.core.specs import SolveRequest, build_spec, format_time, parse_environment_yaml
+from app.core.targets import DEFAULT_VIRTUAL_PACKAGES, PLATFORMS, Target, parse_targets
 from app.errors import InputError
-from app.specs import SolveRequest, build_spec, format_time, parse_environment_yaml
-from app.targets import DEFAULT_VIRTUAL_PACKAGES, PLATFORMS, Target, parse_targets
 from tests.support.service import Service
 
 ALIAS = "https://conda.anaconda.org"
@@ -594,8 +594,8 @@ def test_http_same_spec_hash_for_equivalent_requests(
 
 def test_defaults_channel_in_a_spec_is_refused_with_the_alternative() -> None:
     """`defaults::pkg` would resolve to conda.anaconda.org/defaults; say what to write instead."""
+    from app.core.specs import build_spec
     from app.errors import InputError
-    from app.specs import build_spec
 
     with pytest.raises(InputError) as caught:
         build_spec(

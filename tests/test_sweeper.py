@@ -20,12 +20,12 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import make_engine
-from app.jobs import claim, heartbeat, submit, succeed
-from app.models import Base, SolveJob, utcnow
-from app.specs import SolveRequest, build_spec
-from app.sweeper import sweep
-from app.targets import parse_targets
+from app.core.specs import SolveRequest, build_spec
+from app.core.targets import parse_targets
+from app.db.models import Base, SolveJob, utcnow
+from app.db.session import make_engine
+from app.jobs.state import claim, heartbeat, submit, succeed
+from app.jobs.sweeper import sweep
 from tests.conftest import POSTGRES_ADMIN_URL, require_services
 from tests.support.channel_server import ChannelServer
 from tests.support.faults import (

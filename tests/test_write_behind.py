@@ -1,4 +1,4 @@
-"""Write-behind for archive downloads: order, hashes and back-pressure of workers/write_behind.py.
+"""Write-behind for archive downloads (app/archive/write_behind.py): order, hashes, back-pressure.
 
 The archive tests cover it end to end (resume, truncation, mismatch, a killed worker);
 these pin what those cannot see: bytes arrive in order whatever the chunking, and a slow
@@ -13,8 +13,8 @@ import random
 import time
 from pathlib import Path
 
-from app.storage import BlobWriter
-from workers.write_behind import WriteBehind
+from app.archive.blobs import BlobWriter
+from app.archive.write_behind import WriteBehind
 
 
 def test_bytes_and_hashes_are_those_written_in_order(tmp_path: Path) -> None:

@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.archive import (
+from app.archive.blobs import BlobInfo, BlobStore, Expected, get_store
+from app.archive.download import Download, Outcome, RetryPolicy, mirror
+from app.archive.state import (
     claim,
     ensure_entries,
     lock_package_ids,
@@ -33,13 +35,11 @@ from app.archive import (
     stale_runs,
     touch_run,
 )
+from app.archive.verify import run_verify
 from app.config import Settings, get_settings
-from app.db import session_scope
-from app.locks import find_lock
-from app.storage import BlobInfo, BlobStore, Expected, get_store
-from workers.celery_app import celery_app
-from workers.mirror import Download, Outcome, RetryPolicy, mirror
-from workers.verify import run_verify
+from app.db.session import session_scope
+from app.locks.store import find_lock
+from app.queue.celery_app import celery_app
 
 log = logging.getLogger(__name__)
 

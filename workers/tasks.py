@@ -9,15 +9,15 @@ from datetime import datetime
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from app.archive import request_archive
+from app.archive.state import request_archive
 from app.config import get_settings
-from app.db import pinned_session_scope
-from app.jobs import ClaimedJob, claim, fail, succeed
-from app.locks import store_lock
-from app.targets import Target
-from workers.celery_app import celery_app
-from workers.heartbeat import Heartbeat
-from workers.solver import SolveFailure, Solver
+from app.core.targets import Target
+from app.db.session import pinned_session_scope
+from app.jobs.heartbeat import Heartbeat
+from app.jobs.state import ClaimedJob, claim, fail, succeed
+from app.locks.store import store_lock
+from app.queue.celery_app import celery_app
+from app.solve.solver import SolveFailure, Solver
 
 log = logging.getLogger(__name__)
 

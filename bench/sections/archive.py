@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from app.archive.download import READ_BYTES, read_large_chunks
+from app.archive.write_behind import WriteBehind
 from bench.context import Context
 from bench.figures import Figure, Goal, SectionResult, Skip
 from bench.measure import mb, median, now
@@ -30,8 +32,6 @@ from bench.packages import archive_channel
 from bench.paths import REALDATA
 from bench.stack import unique_target
 from bench.workload import Case
-from workers.mirror import READ_BYTES, read_large_chunks
-from workers.write_behind import WriteBehind
 
 GOAL = Goal(">=", 0.8, "× plain")
 ARCHIVE_PATH = "/api/v1/locks/{lock_id}/archive"
@@ -78,7 +78,7 @@ def plain_download(
     ctx: Context, urls: list[str], name: str, read_bytes: int = HTTPCORE_READ
 ) -> tuple[float, int]:
     """Seconds and bytes of a plain download; `read_bytes` as the archive's
-    `workers.mirror.read_large_chunks` sets it (httpcore's default unless given)."""
+    `app.archive.download.read_large_chunks` sets it (httpcore's default unless given)."""
     out = ctx.workdir / f"plain-{name}"
     read_large_chunks(read_bytes)
     try:
@@ -172,7 +172,7 @@ def run(ctx: Context, result: SectionResult) -> None:
             detail={"bytes": size, "rounds": rounds},
         )
     )
-    # The archive reads sockets 1 MiB at a time (workers/mirror.py); the goal's baseline
+    # The archive reads sockets 1 MiB at a time (app/archive/download.py); the goal's baseline
     # is httpx as shipped, and this row shows the archive against a plain download that
     # reads the same way, so the gain of that setting is not taken for something else.
     large_rate = size / sum(r["plain_large_reads_s"] for r in rounds)

@@ -1,0 +1,375 @@
+"""The pull-through mirror: `CONDARCHIVE_PROXY_CHANNELS` channels served through the archive.
+
+Repodata: upstream's copy is kept on disk and served merged with the archived packages
+upstream no longer lists. Once a copy exists a client never waits on upstream: a stale copy
+(older than ``proxy_repodata_ttl``) is served at once while one background refresh per
+channel subdir re-validates it (If-None-Match / If-Modified-Since).
+
+Packages: a file not yet archived is looked up in the upstream repodata copy, downloaded
+through the same mirror code the workers use (streamed, retried, verified against the
+record's sha256, md5 and size), stored, recorded as archived, and only then served.
+
+This is the one place the web process downloads: a conda client is waiting for the bytes,
+so a queue round trip would only add latency. Downloads of one file are single-flight per
+process; across processes the blob store's write-once rename makes a second copy harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+from typing import Any
+
+import httpx
+import rattler
+from starlette.concurrency import run_in_threadpool
+
+from app.archive.blobs import BlobInfo, BlobStore, Expected
+from app.archive.repodata import compress, empty_repodata, encode, etag_of, merge_archived
+from app.archive.state import archive_fingerprint, archived_packages, channel_name, find_archived
+from app.archive.state import record_proxied as record_proxied_package
+from app.config import Settings
+from app.core.egress import guard_hooks
+from app.core.filenames import is_package_filename
+from app.core.tls import ssl_context
+from app.db.session import session_scope
+
+log = logging.getLogger(__name__)
+
+
+class ProxyError(Exception):
+    """What to answer the client instead: an HTTP status and why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class UpstreamCopy:
+    """Upstream's repodata for one subdir as last fetched (status 404: upstream has none)."""
+
+    path: Path
+    status: int
+    sha256: str
+    fetched_at: float
+    etag: str | None
+    last_modified: str | None
+    url: str
+
+
+@dataclass(frozen=True)
+class MergedRepodata:
+    json_path: Path
+    zst_path: Path
+    json_etag: str
+    zst_etag: str
+    added: int
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def _sibling(stem: Path, suffix: str) -> Path:
+    return stem.parent / (stem.name + suffix)
+
+
+class Proxy:
+    """Per-process state of the pull-through mirror."""
+
+    def __init__(self, settings: Settings, store: BlobStore) -> None:
+        self.channels = settings.proxy_channel_map
+        # Fetches (and redirects) may go to the allowlist and the proxied upstreams.
+        self.fetches_from = settings.allowed_channel_entries + list(self.channels.values())
+        self.alias = settings.channel_alias
+        self.root = settings.proxy_dir
+        self.ttl = settings.proxy_repodata_ttl
+        self.store = store
+        self.timeout = settings.archive_timeout
+        from app.archive.download import RetryPolicy
+
+        self.policy = RetryPolicy(
+            settings.archive_attempts, settings.archive_backoff, settings.archive_timeout
+        )
+        self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
+        self._refreshing: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._client: httpx.AsyncClient | None = None
+
+    # --- upstream repodata ------------------------------------------------------------------
+
+    def _dir(self, name: str, subdir: str) -> Path:
+        return self.root / channel_name(self.channels[name]) / subdir
+
+    def _lock(self, *key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            from app.archive.download import read_large_chunks
+
+            read_large_chunks()  # package files, as the archive fetches them
+            timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0))
+            self._client = httpx.AsyncClient(
+                timeout=timeout,
+                follow_redirects=True,
+                event_hooks=guard_hooks(self.fetches_from, self.alias),
+                verify=ssl_context(),
+            )
+        return self._client
+
+    def _read_copy(self, name: str, subdir: str) -> UpstreamCopy | None:
+        meta_path = self._dir(name, subdir) / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return UpstreamCopy(
+            path=self._dir(name, subdir) / "upstream.json",
+            status=meta["status"],
+            sha256=meta["sha256"],
+            fetched_at=meta["fetched_at"],
+            etag=meta.get("etag"),
+            last_modified=meta.get("last_modified"),
+            url=meta["url"],
+        )
+
+    def _write_meta(self, name: str, subdir: str, meta: dict[str, Any]) -> None:
+        _write_atomic(self._dir(name, subdir) / "meta.json", json.dumps(meta).encode())
+
+    async def _fetch(self, name: str, subdir: str) -> None:
+        """Fetch (or re-validate) upstream repodata into the on-disk copy."""
+        url = f"{self.channels[name]}/{subdir}/repodata.json"
+        old = self._read_copy(name, subdir)
+        headers = {}
+        if old is not None and old.status == 200 and old.path.exists():
+            if old.etag:
+                headers["If-None-Match"] = old.etag
+            if old.last_modified:
+                headers["If-Modified-Since"] = old.last_modified
+        directory = self._dir(name, subdir)
+        directory.mkdir(parents=True, exist_ok=True)
+        async with self.client().stream("GET", url, headers=headers) as response:
+            status = response.status_code
+            if status == 304 and old is not None:
+                meta = {**old.__dict__, "fetched_at": time.time()}
+                meta.pop("path")
+                self._write_meta(name, subdir, meta)
+                return
+            if status not in (200, 404):
+                raise ProxyError(502, f"upstream {url} answered HTTP {status}")
+            digest = hashlib.sha256()
+            fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as handle:
+                if status == 200:
+                    async for chunk in response.aiter_bytes():
+                        handle.write(chunk)
+                        digest.update(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, directory / "upstream.json")
+            self._write_meta(
+                name,
+                subdir,
+                {
+                    "status": status,
+                    "sha256": digest.hexdigest(),
+                    "fetched_at": time.time(),
+                    "etag": response.headers.get("etag"),
+                    "last_modified": response.headers.get("last-modified"),
+                    "url": url,
+                },
+            )
+
+    async def _refresh_in_background(self, name: str, subdir: str) -> None:
+        async with self._lock("repodata", name, subdir):
+            try:
+                await self._fetch(name, subdir)
+            except (httpx.HTTPError, ProxyError, OSError) as exc:
+                log.warning("refreshing %s/%s failed; serving the old copy: %s", name, subdir, exc)
+
+    def _schedule_refresh(self, name: str, subdir: str) -> None:
+        key = (name, subdir)
+        if key in self._refreshing:
+            return
+        task = asyncio.create_task(self._refresh_in_background(name, subdir))
+        self._refreshing[key] = task
+        task.add_done_callback(lambda _t: self._refreshing.pop(key, None))
+
+    async def upstream(self, name: str, subdir: str) -> UpstreamCopy:
+        """The upstream copy: at once if we have one (refreshing it if stale), else fetched."""
+        copy = self._read_copy(name, subdir)
+        if copy is not None:
+            if time.time() - copy.fetched_at > self.ttl:
+                self._schedule_refresh(name, subdir)
+            return copy
+        async with self._lock("repodata", name, subdir):
+            copy = self._read_copy(name, subdir)
+            if copy is None:
+                try:
+                    await self._fetch(name, subdir)
+                except httpx.HTTPError as exc:
+                    raise ProxyError(
+                        502, f"upstream {self.channels[name]}/{subdir} unreachable: {exc}"
+                    ) from exc
+                copy = self._read_copy(name, subdir)
+        if copy is None:  # pragma: no cover - _fetch always writes meta or raises
+            raise ProxyError(502, f"no repodata for {name}/{subdir}")
+        return copy
+
+    # --- merged repodata --------------------------------------------------------------------
+
+    async def repodata(self, name: str, subdir: str) -> MergedRepodata:
+        """Upstream's listing plus the archived packages it no longer has."""
+        copy = await self.upstream(name, subdir)
+        cname = channel_name(self.channels[name])
+
+        def fingerprint() -> str:
+            with session_scope() as session:
+                return archive_fingerprint(session, cname, subdir)
+
+        key = hashlib.sha256(f"{copy.sha256}:{await run_in_threadpool(fingerprint)}".encode())
+        stem = self._dir(name, subdir) / f"merged-{key.hexdigest()[:24]}"
+        done = _sibling(stem, ".meta")
+        if not done.exists():
+            async with self._lock("merge", name, subdir):
+                if not done.exists():
+                    await run_in_threadpool(self._merge, copy, cname, subdir, stem)
+        meta = json.loads(done.read_text())
+        if meta["status"] == 404:
+            raise ProxyError(404, f"{self.channels[name]} has no subdir {subdir}")
+        return MergedRepodata(
+            _sibling(stem, ".json"),
+            _sibling(stem, ".json.zst"),
+            meta["json_etag"],
+            meta["zst_etag"],
+            meta["added"],
+        )
+
+    def _merge(self, copy: UpstreamCopy, cname: str, subdir: str, stem: Path) -> None:
+        with session_scope() as session:
+            packages = archived_packages(session, cname, subdir)
+        if copy.status == 200:
+            with copy.path.open("rb") as handle:
+                doc = json.load(handle)
+        else:
+            doc = empty_repodata(subdir)
+        added = merge_archived(doc, packages)
+        status = 404 if copy.status == 404 and not packages else 200
+        body = encode(doc)
+        zst = compress(body)
+        _write_atomic(_sibling(stem, ".json"), body)
+        _write_atomic(_sibling(stem, ".json.zst"), zst)
+        meta = {
+            "status": status,
+            "json_etag": etag_of(body),
+            "zst_etag": etag_of(zst),
+            "added": len(added),
+            "built": formatdate(usegmt=True),
+        }
+        _write_atomic(_sibling(stem, ".meta"), json.dumps(meta).encode())
+        self._prune(stem)
+
+    @staticmethod
+    def _prune(keep: Path, older_than: float = 600.0) -> None:
+        """Drop merged listings superseded a while ago (a slow client may still be reading one)."""
+        cutoff = time.time() - older_than
+        for path in keep.parent.glob("merged-*"):
+            if not path.name.startswith(keep.name) and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+
+    # --- packages ---------------------------------------------------------------------------
+
+    def _archived_sha256(self, cname: str, subdir: str, filename: str) -> str | None:
+        with session_scope() as session:
+            found = find_archived(session, cname, subdir, filename)
+            return found[0].blob_sha256 if found else None
+
+    def _lookup(self, copy: UpstreamCopy, subdir: str, filename: str) -> dict[str, Any] | None:
+        """The upstream record of `filename`, read lazily from the on-disk copy."""
+        if copy.status != 200:
+            return None
+        stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
+        parts = stem.rsplit("-", 2)
+        if len(parts) != 3:
+            return None
+        base = copy.url.rsplit("/", 2)[0]
+        sparse = rattler.SparseRepoData(rattler.Channel(base), subdir, copy.path)
+        try:
+            records = sparse.load_records(parts[0], rattler.PackageFormatSelection.BOTH)
+        except Exception:  # noqa: BLE001 - an invalid name is simply not listed
+            return None
+        finally:
+            sparse.close()
+        for record in records:
+            if record.file_name == filename:
+                return json.loads(record.to_json())
+        return None
+
+    async def package(self, name: str, subdir: str, filename: str) -> str:
+        """The sha256 of the stored file, fetching and verifying it first if need be."""
+        if not is_package_filename(filename):
+            raise ProxyError(404, f"{filename!r} is not a conda package filename")
+        cname = channel_name(self.channels[name])
+        sha256 = await run_in_threadpool(self._archived_sha256, cname, subdir, filename)
+        if sha256:
+            return sha256
+        async with self._lock("package", name, subdir, filename):
+            sha256 = await run_in_threadpool(self._archived_sha256, cname, subdir, filename)
+            if sha256:
+                return sha256
+            copy = await self.upstream(name, subdir)
+            record = await run_in_threadpool(self._lookup, copy, subdir, filename)
+            if record is None:
+                raise ProxyError(404, f"{self.channels[name]}/{subdir} does not list {filename}")
+            expected = Expected(record.get("sha256"), record.get("md5"), record.get("size"))
+            info = await self._fetch_package(record["url"], expected)
+            record["channel"] = self.channels[name]
+            await run_in_threadpool(self._record, record, info)
+            return info.sha256
+
+    async def _fetch_package(self, url: str, expected: Expected) -> BlobInfo:
+        from app.archive.download import FetchError, fetch_to_store
+
+        if expected.sha256 and self.store.exists(expected.sha256):
+            return BlobInfo(expected.sha256, expected.md5 or "", self.store.size(expected.sha256))
+        try:
+            info, _created = await fetch_to_store(
+                self.client(), url, expected, self.store, self.policy
+            )
+        except FetchError as exc:
+            raise ProxyError(502, str(exc)) from exc
+        return info
+
+    def _record(self, record: dict[str, Any], info: BlobInfo) -> None:
+        with session_scope() as session:
+            record_proxied_package(session, record, info)
+
+
+_proxy: Proxy | None = None
+
+
+def get_proxy() -> Proxy:
+    """One proxy per process, built from the settings on first use."""
+    global _proxy
+    if _proxy is None:
+        from app.archive.blobs import get_store
+        from app.config import get_settings
+
+        _proxy = Proxy(get_settings(), get_store())
+    return _proxy

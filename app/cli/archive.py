@@ -1,0 +1,286 @@
+"""`condarchive install`, `verify` and `beat`: restore environments from the archive, and check it.
+
+`install` reads the lock and its archive status from the server, takes each package's
+record from the archive channel's repodata (what any conda client would see), checks it
+against the lock's hashes, and links the environment with py-rattler, which verifies each
+download's sha256. It needs nothing from upstream, so it works after upstream removed a
+package. `verify` runs against the database and blob store directly (like `db upgrade`);
+it exits 1 when a blob is corrupt or missing (and, with --fail-on-drift, when upstream
+removed or changed an archived package).
+
+Periodic checks: run `condarchive beat` next to at least one `condarchive worker`, with the
+same CONDARCHIVE_* settings (it is `celery -A app.queue.celery_app:celery_app beat`, its
+schedule file in the data directory). It sends `verify` every CONDARCHIVE_VERIFY_INTERVAL
+seconds (default a day; reports at GET /api/v1/archive/verify) and re-sends lock archives
+whose queue message was lost. Run exactly one beat per deployment.
+
+Exit codes as in app/cli/__init__.py: 0 done, 1 failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the archive commands to the `condarchive` parser."""
+    install = sub.add_parser("install", help="install a locked target from the archive")
+    install.add_argument("lock_id", help="the lock id")
+    install.add_argument("-t", "--target", help="target name (default: the lock's only target)")
+    install.add_argument("-p", "--prefix", required=True, help="environment directory to create")
+    install.add_argument(
+        "--server", help="condarchive URL (default CONDARCHIVE_PUBLIC_URL or local)"
+    )
+    install.add_argument("--cache-dir", help="package cache (default: rattler's)")
+    install.set_defaults(func=cmd_install)
+
+    verify = sub.add_parser(
+        "verify", help="re-hash archived blobs and report packages upstream removed or changed"
+    )
+    verify.add_argument("--no-upstream", action="store_true", help="only re-hash the blobs")
+    verify.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    verify.add_argument(
+        "--fail-on-drift", action="store_true", help="exit 1 when upstream removed or changed any"
+    )
+    verify.set_defaults(func=cmd_verify)
+
+    beat = sub.add_parser("beat", help="run Celery beat: periodic verify and lost-archive resend")
+    beat.add_argument("--loglevel", default="INFO")
+    beat.set_defaults(func=cmd_beat)
+
+
+def _server(args: argparse.Namespace) -> str:
+    if args.server:
+        return args.server.rstrip("/")
+    from app.config import get_settings
+
+    return get_settings().base_url
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _fetch_plan(
+    server: str, lock_id: str, target: str | None
+) -> tuple[str, dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(target name, lock, locked packages, their archive states) from the server."""
+    import httpx
+
+    from app.auth.client import auth_headers
+
+    with httpx.Client(base_url=server, timeout=60, headers=auth_headers()) as client:
+        response = client.get(f"/api/v1/locks/{lock_id}")
+        if response.status_code == 404:
+            raise LookupError(f"no lock {lock_id} on {server}")
+        response.raise_for_status()
+        lock = response.json()
+        if target is None:
+            if len(lock["targets"]) != 1:
+                names = ", ".join(sorted(lock["targets"]))
+                raise LookupError(f"the lock has several targets ({names}); pick one with --target")
+            target = next(iter(lock["targets"]))
+        if target not in lock["targets"]:
+            names = ", ".join(sorted(lock["targets"]))
+            raise LookupError(f"the lock has no target {target!r} (it has {names})")
+        status = client.get(f"/api/v1/locks/{lock_id}/archive")
+        status.raise_for_status()
+    packages = lock["targets"][target]["packages"]
+    states = status.json()["targets"][target]["packages"]
+    return target, lock, packages, states
+
+
+def _archive_records(
+    packages: list[dict[str, Any]], states: list[dict[str, Any]], server: str = ""
+) -> list[Any]:
+    """RepoDataRecords pointing at the archive, checked against the lock's hashes."""
+    import httpx
+    import rattler
+
+    from app.auth.client import auth_headers_for
+    from app.core.filenames import check_package_filename, check_subdir
+
+    by_url = {s["url"]: s for s in states}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for package in packages:
+        # The server's word, from upstream's: plain names before they name cache files.
+        check_package_filename(package["filename"])
+        check_subdir(package["subdir"])
+        archive_url = by_url[package["url"]]["archive_url"]
+        channel_subdir = archive_url.rsplit("/", 1)[0]
+        groups.setdefault(channel_subdir, []).append(package)
+    records: list[Any] = []
+    with httpx.Client(timeout=60) as client, tempfile.TemporaryDirectory() as tmp:
+        for index, (channel_subdir, members) in enumerate(sorted(groups.items())):
+            url = f"{channel_subdir}/repodata.json"
+            response = client.get(url, headers=auth_headers_for(url, server))
+            response.raise_for_status()
+            repodata = response.json()
+            listed = {**repodata.get("packages", {}), **repodata.get("packages.conda", {})}
+            subset: dict[str, Any] = {
+                "info": {"subdir": members[0]["subdir"]},
+                "packages": {},
+                "packages.conda": {},
+            }
+            for package in members:
+                record = listed.get(package["filename"])
+                if record is None:
+                    raise LookupError(f"{channel_subdir} does not list {package['filename']}")
+                for field in ("sha256", "md5", "size"):
+                    if package[field] and record.get(field) != package[field]:
+                        raise ValueError(
+                            f"{channel_subdir}/{package['filename']}: archive {field} "
+                            f"{record.get(field)} differs from the lock's {package[field]}"
+                        )
+                section = "packages.conda" if package["filename"].endswith(".conda") else "packages"
+                subset[section][package["filename"]] = record
+            path = Path(tmp) / f"{index}.json"
+            path.write_text(json.dumps(subset))
+            channel = rattler.Channel(channel_subdir.rsplit("/", 1)[0])
+            records += rattler.RepoData.from_path(path).into_repo_data(channel)
+    return records
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    import httpx
+    import rattler
+
+    server = _server(args)
+    try:
+        target, lock, packages, states = _fetch_plan(server, args.lock_id, args.target)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except httpx.HTTPError as exc:
+        return _fail(f"cannot reach condarchive at {server}: {exc}")
+    missing = [s for s in states if s["state"] != "archived"]
+    if missing:
+        for state in missing:
+            reason = f" ({state['reason']})" if state.get("reason") else ""
+            print(f"not archived: {state['filename']}: {state['state']}{reason}", file=sys.stderr)
+        return _fail(f"{len(missing)} package(s) of target {target} are not in the archive")
+    try:
+        records = _archive_records(packages, states, server)
+    except (LookupError, ValueError) as exc:
+        return _fail(str(exc))
+    except httpx.HTTPError as exc:
+        return _fail(f"cannot read the archive channel: {exc}")
+    platform = lock["targets"][target]["platform"]
+    specs = []
+    for text in lock.get("spec", {}).get("dependencies", []):
+        try:
+            specs.append(rattler.MatchSpec(text))
+        except Exception:  # noqa: BLE001 - a spec only labels conda-meta; skip odd ones
+            continue
+    prefix = Path(args.prefix).resolve()
+    try:
+        asyncio.run(
+            rattler.install(
+                records,
+                target_prefix=prefix,
+                cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                platform=rattler.Subdir(platform),
+                execute_link_scripts=False,
+                show_progress=False,
+                # py-rattler 0.28 passes these to Rust unwrapped; hand it the inner specs.
+                requested_specs=[getattr(s, "_match_spec", s) for s in specs] or None,
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - rattler reports download and hash errors here
+        return _fail(f"install into {prefix} failed: {exc}")
+    return _check_prefix(prefix, packages)
+
+
+def _check_prefix(prefix: Path, packages: list[dict[str, Any]]) -> int:
+    """Every locked package is installed, with the lock's sha256."""
+    installed: dict[str, dict[str, Any]] = {}
+    for path in (prefix / "conda-meta").glob("*.json"):
+        data = json.loads(path.read_text())
+        if "name" in data:
+            installed[data["name"]] = data
+    problems = []
+    for package in packages:
+        record = installed.get(package["name"])
+        if record is None:
+            problems.append(f"{package['name']} is not installed")
+        elif package["sha256"] and record.get("sha256") != package["sha256"]:
+            problems.append(
+                f"{package['name']}: installed sha256 {record.get('sha256')} "
+                f"is not the lock's {package['sha256']}"
+            )
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"installed {len(packages)} packages from the archive into {prefix}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from app.archive.blobs import get_store
+    from app.archive.verify import run_verify
+    from app.db.session import session_scope
+
+    with session_scope() as session:
+        report = run_verify(session, get_store(), upstream=not args.no_upstream)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        _print_report(report)
+    summary = report["summary"]
+    drift = bool(summary.get("removed_upstream") or summary.get("changed_upstream"))
+    if not summary["ok"] or (args.fail_on_drift and drift):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    blobs = report["blobs"]
+    print(
+        f"blobs: {blobs['checked']} checked, {len(blobs['corrupt'])} corrupt, "
+        f"{len(blobs['missing'])} missing"
+    )
+    for item in blobs["corrupt"]:
+        print(
+            f"corrupt: {item['sha256']}: now sha256 {item['actual']['sha256']} "
+            f"md5 {item['actual']['md5']} size {item['actual']['size']}"
+        )
+    for sha256 in blobs["missing"]:
+        print(f"missing: {sha256}")
+    upstream = report.get("upstream")
+    if upstream is None:
+        return
+    print(
+        f"upstream: {upstream['channels_checked']} channel subdirs checked, "
+        f"{len(upstream['removed'])} removed, {len(upstream['changed'])} changed, "
+        f"{len(upstream['unreachable'])} unreachable"
+    )
+    for item in upstream["removed"]:
+        print(f"removed upstream: {item['url']} (locks: {', '.join(item['locks']) or '-'})")
+    for item in upstream["changed"]:
+        print(
+            f"changed upstream: {item['url']}: archived sha256 {item['archived']['sha256']}, "
+            f"upstream {item['upstream']['sha256']} (locks: {', '.join(item['locks']) or '-'})"
+        )
+    for item in upstream["unreachable"]:
+        print(f"unreachable: {item['url']}: {item['error']}")
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from app.config import get_settings
+    from app.queue.celery_app import celery_app
+
+    settings = get_settings()
+    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    schedule = settings.resolved_data_dir / "celerybeat-schedule"
+    celery_app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(schedule)])
+    return EXIT_OK

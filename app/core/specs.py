@@ -1,0 +1,241 @@
+"""Environment specs: parse, normalise, and hash.
+
+Canonical form (what the hashes cover, documented in README "Hashes"):
+
+* spec: ``{"channels": [base URLs in the order given, duplicates dropped],
+  "dependencies": [match specs normalised by py-rattler (strict=False), sorted, unique]}``.
+  The environment's name does not change a solve, so it is kept for display only.
+* request: ``{"version": 1, "spec": <spec>, "targets": [{name, platform,
+  virtual_packages}] sorted by name, "exclude_newer": ISO-8601 UTC or null,
+  "channel_priority": "strict" | "flexible" | "disabled"}``.
+
+Each hash is the sha256 of ``json.dumps(obj, sort_keys=True, separators=(",", ":"),
+ensure_ascii=False)`` encoded as UTF-8.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rattler
+import yaml
+
+from app.core import safe_yaml
+from app.core.channels import ChannelError, is_url, resolve_allowed_channel
+from app.core.targets import Target
+from app.errors import InputError
+
+CHANNEL_PRIORITIES = ("strict", "flexible", "disabled")
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def sha256_of(obj: Any) -> str:
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    name: str | None
+    channels: tuple[str, ...]  # resolved base URLs
+    dependencies: tuple[str, ...]  # normalised match specs, sorted
+    submitted: dict[str, Any]  # what the user sent, for display
+
+    def canonical(self) -> dict[str, Any]:
+        return {"channels": list(self.channels), "dependencies": list(self.dependencies)}
+
+    @property
+    def hash(self) -> str:
+        return sha256_of(self.canonical())
+
+
+@dataclass(frozen=True)
+class SolveRequest:
+    spec: EnvironmentSpec
+    targets: tuple[Target, ...]
+    exclude_newer: datetime | None
+    channel_priority: str
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "spec": self.spec.canonical(),
+            "targets": [t.as_dict() for t in self.targets],
+            "exclude_newer": format_time(self.exclude_newer),
+            "channel_priority": self.channel_priority,
+        }
+
+    @property
+    def hash(self) -> str:
+        return sha256_of(self.canonical())
+
+
+def format_time(value: datetime | None) -> str | None:
+    """ISO-8601 in UTC to the second (`2021-01-01T00:00:00Z`); a naive time is taken as UTC.
+
+    Built with isoformat, not strftime("%Y"), which does not pad years before 1000 and so
+    would write a time that `datetime.fromisoformat` cannot read back.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
+
+
+def _line_of(node: yaml.Node | None) -> int | None:
+    return node.start_mark.line + 1 if node is not None else None
+
+
+def _dependency_lines(text: str) -> list[int | None]:
+    """Line numbers of the items under `dependencies:`, for error messages."""
+    try:
+        root = safe_yaml.compose(text)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if getattr(key, "value", None) == "dependencies" and isinstance(value, yaml.SequenceNode):
+            return [_line_of(item) for item in value.value]
+    return []
+
+
+def parse_environment_yaml(text: str) -> tuple[str | None, list[Any], list[Any], list[int | None]]:
+    """-> (name, channels, dependencies, line of each dependency). Errors name the line."""
+    loc: list[str | int] = ["body", "environment"]
+    try:
+        data = safe_yaml.load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(loc, f"environment.yml is not valid YAML{where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise InputError(loc, "environment.yml must be a mapping with channels and dependencies")
+    channels = data.get("channels") or []
+    dependencies = data.get("dependencies")
+    if not isinstance(channels, list):
+        raise InputError([*loc, "channels"], "channels must be a list")
+    if not isinstance(dependencies, list) or not dependencies:
+        raise InputError([*loc, "dependencies"], "dependencies must be a non-empty list")
+    name = data.get("name")
+    return (
+        (str(name) if name is not None else None),
+        channels,
+        dependencies,
+        _dependency_lines(text),
+    )
+
+
+def _spec_channel(spec: rattler.MatchSpec, raw: str) -> str | None:
+    if spec.channel is None:
+        return None
+    channel_part = raw.split("::", 1)[0].strip() if "::" in raw else ""
+    if is_url(channel_part) or is_url(raw):
+        return spec.channel.base_url
+    return spec.channel.name
+
+
+def normalise_dependency(raw: object, loc: list[str | int], where: str = "") -> rattler.MatchSpec:
+    if isinstance(raw, dict) and "pip" in raw:
+        raise InputError(
+            loc, f"pip dependencies{where} are not supported yet; list conda packages only"
+        )
+    if not isinstance(raw, str) or not raw.strip():
+        raise InputError(loc, f"dependency{where} must be a match spec string", raw)
+    try:
+        return rattler.MatchSpec(raw.strip(), strict=False)
+    except Exception as exc:  # InvalidMatchSpecError and friends
+        raise InputError(loc, f"invalid match spec {raw!r}{where}: {exc}", raw) from exc
+
+
+def build_spec(
+    *,
+    environment: str | None,
+    channels: list[Any] | None,
+    dependencies: list[Any] | None,
+    allowed_channels: list[str],
+    channel_alias: str,
+) -> EnvironmentSpec:
+    """Parse either an environment.yml text or channels + dependencies into a spec."""
+    lines: list[int | None] = []
+    name: str | None = None
+    if environment is not None:
+        if channels is not None or dependencies is not None:
+            raise InputError(
+                ["body"], "send either 'environment' or 'channels' + 'dependencies', not both"
+            )
+        name, channels, dependencies, lines = parse_environment_yaml(environment)
+        dep_loc: list[str | int] = ["body", "environment", "dependencies"]
+        chan_loc: list[str | int] = ["body", "environment", "channels"]
+        submitted: dict[str, Any] = {"environment": environment}
+    else:
+        if not dependencies:
+            raise InputError(["body", "dependencies"], "give 'environment' or 'dependencies'")
+        channels = channels or []
+        dep_loc, chan_loc = ["body", "dependencies"], ["body", "channels"]
+        submitted = {"channels": channels, "dependencies": dependencies}
+
+    resolved: list[str] = []
+
+    def add_channel(channel: str, loc: list[str | int]) -> None:
+        try:
+            urls = resolve_allowed_channel(channel, allowed_channels, channel_alias)
+        except ChannelError as exc:
+            raise InputError(loc, str(exc), channel) from exc
+        resolved.extend(url for url in urls if url not in resolved)
+
+    for i, channel in enumerate(channels):
+        if not isinstance(channel, str):
+            raise InputError([*chan_loc, i], "a channel is a name or URL string", channel)
+        if channel.strip() == "nodefaults":
+            continue
+        add_channel(channel, [*chan_loc, i])
+
+    normalised: list[str] = []
+    for i, raw in enumerate(dependencies):
+        line = lines[i] if i < len(lines) else None
+        where = f" (line {line})" if line else ""
+        spec = normalise_dependency(raw, [*dep_loc, i], where)
+        channel = _spec_channel(spec, str(raw))
+        if channel == "defaults":
+            # `defaults` is several channels, which one spec cannot name: py-rattler would
+            # read it as conda.anaconda.org/defaults and silently find nothing.
+            raise InputError(
+                [*dep_loc, i],
+                f"{raw!r}{where}: 'defaults::' names several channels; name one, e.g. "
+                "'https://repo.anaconda.com/pkgs/main::<package>'",
+                raw,
+            )
+        if channel is not None:
+            add_channel(channel, [*dep_loc, i])
+        normalised.append(str(spec))
+    if not resolved:
+        raise InputError(chan_loc, "at least one channel is required")
+    return EnvironmentSpec(
+        name=name,
+        channels=tuple(resolved),
+        dependencies=tuple(sorted(set(normalised))),
+        submitted=submitted,
+    )
+
+
+def parse_environment_platforms(environment: str | None) -> list[str] | None:
+    """The `platforms:` list of an environment.yml, as conda-lock reads it."""
+    if environment is None:
+        return None
+    try:
+        data = safe_yaml.load(environment)
+    except yaml.YAMLError:
+        return None
+    platforms = data.get("platforms") if isinstance(data, dict) else None
+    if isinstance(platforms, list) and all(isinstance(p, str) for p in platforms):
+        return platforms
+    return None

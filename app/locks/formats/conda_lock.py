@@ -1,0 +1,197 @@
+"""conda-lock's unified lockfile, format version 1 (`conda-lock.yml`).
+
+The shape follows `conda_lock/lockfile/v1/models.py`: `version: 1`, `metadata`
+(content_hash per platform, channels, platforms, sources) and one `package` entry per
+(package, platform) with `manager: conda`, `dependencies` as ``{name: version spec}``,
+`url`, `hash` (md5 and sha256), `category: main`, `optional: false`.
+
+v1 keys packages by platform, so it has no room for named targets: a lock with one target
+per platform renders (the target names go into `custom_metadata`), a lock with two targets
+of the same platform (`linux-64` and `linux-64-cuda12`) raises :class:`CannotExpress`.
+`content_hash` is condarchive's hash of that target's canonical form (conda-lock only
+compares it with its own input hash to decide whether to re-lock, which can never match
+for a file it did not write; `conda-lock install` ignores it). The creation time is the
+lock's own, so the file never changes.
+
+Reading it back: one target per platform, named as condarchive wrote them, if so
+(:data:`TARGET_KEY` and :data:`VIRTUAL_PACKAGES_KEY` in `custom_metadata`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from app.core import safe_yaml
+from app.core.specs import sha256_of
+from app.locks.formats.base import CannotExpress, Lock, Package, dependency_name
+from app.locks.formats.entries import Entry, LineError, ParsedFile, check_url, make_target
+
+MEDIA_TYPE = "application/yaml; charset=utf-8"
+FORMAT = "conda-lock"
+#: `custom_metadata` keys that carry what v1 has no room for; written and read here.
+LOCK_KEY = "condarchive.lock"
+TARGET_KEY = "condarchive.target.{platform}"
+VIRTUAL_PACKAGES_KEY = "condarchive.virtual_packages.{platform}"
+
+
+def _dependencies(package: Package) -> dict[str, str]:
+    """`["libfoo >=1.1", "python_abi 3.12.* *_cp312"]` -> `{libfoo: ">=1.1", python_abi: "3.12.*"}`.
+
+    Like conda-lock, only the version part is kept; several specs for one name are joined.
+    """
+    merged: dict[str, list[str]] = {}
+    for spec in package.get("depends", []):
+        name = dependency_name(spec)
+        rest = spec.strip()[len(name) :].strip()
+        version = rest.split(" ", 1)[0] if rest else ""
+        merged.setdefault(name, [])
+        if version and version not in merged[name]:
+            merged[name].append(version)
+    return {name: ",".join(versions) for name, versions in sorted(merged.items())}
+
+
+def _target_hash(target: dict[str, Any]) -> str:
+    return sha256_of(
+        {
+            "platform": target["platform"],
+            "virtual_packages": sorted(target["virtual_packages"]),
+            "packages": sorted(
+                (
+                    {"url": p["url"], "sha256": p["sha256"], "md5": p["md5"], "size": p["size"]}
+                    for p in target["packages"]
+                ),
+                key=lambda p: p["url"],
+            ),
+        }
+    )
+
+
+def check_expressible(lock: Lock) -> None:
+    """Raise :class:`CannotExpress` when two targets share a platform."""
+    seen: dict[str, str] = {}
+    for name in sorted(lock["targets"]):
+        platform = lock["targets"][name]["platform"]
+        if platform in seen:
+            raise CannotExpress(
+                FORMAT,
+                f"conda-lock v1 holds one environment per platform, but targets "
+                f"{seen[platform]!r} and {name!r} are both {platform}",
+            )
+        seen[platform] = name
+
+
+def render_conda_lock(lock: Lock) -> str:
+    """The whole lock as one conda-lock.yml (every target, keyed by its platform)."""
+    check_expressible(lock)
+    targets = sorted(lock["targets"].items(), key=lambda item: item[1]["platform"])
+    custom: dict[str, str] = {LOCK_KEY: lock["id"]}
+    for name, target in targets:
+        custom[TARGET_KEY.format(platform=target["platform"])] = name
+        custom[VIRTUAL_PACKAGES_KEY.format(platform=target["platform"])] = " ".join(
+            target["virtual_packages"]
+        )
+    metadata: dict[str, Any] = {
+        "content_hash": {t["platform"]: _target_hash(t) for _, t in targets},
+        "channels": [{"url": url, "used_env_vars": []} for url in lock["spec"].get("channels", [])],
+        "platforms": [t["platform"] for _, t in targets],
+        "sources": [],
+        "custom_metadata": custom,
+    }
+    if lock.get("created_at"):
+        metadata["time_metadata"] = {"created_at": lock["created_at"]}
+    packages = [
+        {
+            "name": p["name"],
+            "version": p["version"],
+            "manager": "conda",
+            "platform": target["platform"],
+            "dependencies": _dependencies(p),
+            "url": p["url"],
+            "hash": {"md5": p["md5"], "sha256": p["sha256"]}
+            if p.get("sha256")
+            else {"md5": p["md5"]},
+            "build": p["build"],
+            "category": "main",
+            "optional": False,
+        }
+        for _, target in targets
+        for p in sorted(target["packages"], key=lambda p: (p["name"], p["url"]))
+    ]
+    header = (
+        f"# conda-lock v1 lockfile of condarchive lock {lock['id']}\n"
+        "# Install this environment as YOURENV with:\n"
+        "#     conda-lock install --name YOURENV conda-lock.yml\n"
+    )
+    body = yaml.safe_dump(
+        {"version": 1, "metadata": metadata, "package": packages},
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=4096,
+    )
+    return header + body
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def _package_lines(text: str) -> list[int]:
+    """Line of each item under the top-level `package:` key of a conda-lock.yml."""
+    root = safe_yaml.compose(text)
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if getattr(key, "value", None) == "package" and isinstance(value, yaml.SequenceNode):
+                return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def parse_conda_lock(text: str) -> ParsedFile:
+    """A conda-lock v1 file: one target per platform (named as condarchive wrote them, if so)."""
+    try:
+        data = safe_yaml.load(text)
+        lines = _package_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise LineError(mark.line + 1 if mark else 0, f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise LineError(0, "only conda-lock format version 1 files can be imported")
+    metadata = data.get("metadata") or {}
+    custom = metadata.get("custom_metadata") or {}
+    packages = data.get("package")
+    if not isinstance(packages, list) or not packages:
+        raise LineError(0, "the conda-lock file lists no packages")
+    by_platform: dict[str, list[Entry]] = {}
+    first_line: dict[str, int] = {}
+    for index, package in enumerate(packages):
+        number = lines[index] if index < len(lines) else 0
+        if not isinstance(package, dict):
+            raise LineError(number, "a package entry must be a mapping")
+        if package.get("manager") != "conda":
+            raise LineError(
+                number,
+                f"{package.get('name')!r} is a {package.get('manager')} package; "
+                "only conda packages can be archived",
+            )
+        url, platform = str(package.get("url") or ""), str(package.get("platform") or "")
+        check_url(number, url)
+        hashes = package.get("hash") or {}
+        by_platform.setdefault(platform, []).append(
+            Entry(number, url, hashes.get("md5") or None, hashes.get("sha256") or None)
+        )
+        first_line.setdefault(platform, number)
+    targets = tuple(
+        make_target(
+            custom.get(TARGET_KEY.format(platform=platform)),
+            platform,
+            (custom.get(VIRTUAL_PACKAGES_KEY.format(platform=platform)) or "").split() or None,
+            entries,
+            first_line[platform],
+        )
+        for platform, entries in sorted(by_platform.items())
+    )
+    channels = tuple(
+        str(c.get("url") if isinstance(c, dict) else c) for c in metadata.get("channels") or []
+    )
+    return ParsedFile("conda-lock", targets, channels)

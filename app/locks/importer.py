@@ -1,0 +1,83 @@
+"""Archiving an environment someone already has, without a solve.
+
+parse (formats.py) -> check against the channels' repodata (verify.py) -> store the lock
+through :func:`app.locks.store.store_lock`. The lock id depends only on the files and targets,
+so importing an environment that was also solved gives the same id (and keeps the first
+lock's provenance, because locks are written once).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.core.channels import ChannelError, resolve_channel
+from app.core.specs import format_time, sha256_of
+from app.locks.formats.detect import FORMATS, parse_lockfile
+from app.locks.formats.entries import LineError, ParsedFile
+from app.locks.import_check import ImportRefused, verify
+from app.locks.store import LockedTarget, find_lock, lock_id_of, store_lock
+
+
+@dataclass(frozen=True)
+class Imported:
+    lock_id: str
+    created: bool
+    format: str
+    targets: dict[str, int]  # target name -> number of packages
+
+
+def _channels(parsed: ParsedFile, targets: list[LockedTarget], alias: str) -> list[str]:
+    """The file's declared channels as URLs, then any other channel a package came from."""
+    channels: list[str] = []
+    for declared in parsed.channels:
+        try:
+            urls = resolve_channel(declared, alias)
+        except ChannelError:
+            continue
+        channels.extend(u for u in urls if u not in channels)
+    used = [r.channel for t in targets for r in t.records]
+    channels.extend(c for c in dict.fromkeys(used) if c not in channels)
+    return channels
+
+
+def import_lockfile(
+    session: Session,
+    settings: Settings,
+    content: str,
+    fmt: str | None = None,
+    platform: str | None = None,
+    environment: str | None = None,
+) -> Imported:
+    """Parse, verify and store; raises :class:`ImportRefused` (all bad lines) or
+    :class:`app.errors.InputError` (a file that cannot be read at all)."""
+    parsed = parse_lockfile(content, fmt, platform, environment)
+    targets, checks = verify(parsed, settings)
+    submitted = {"format": parsed.format, "content": content}
+    spec = {
+        "channels": _channels(parsed, targets, settings.channel_alias),
+        "dependencies": [],
+        "name": None,
+        "submitted": submitted,
+    }
+    provenance = {
+        "imported": {
+            "format": parsed.format,
+            "imported_at": format_time(datetime.now(UTC)),
+            "content_sha256": hashlib.sha256(content.encode()).hexdigest(),
+        },
+        "verifier": {"name": "py-rattler", "version": version("py-rattler")},
+        **checks,
+    }
+    existed = find_lock(session, lock_id_of(targets)) is not None
+    lock_id = store_lock(session, targets, spec, sha256_of(submitted), provenance)
+    session.commit()
+    return Imported(lock_id, not existed, parsed.format, {t.name: len(t.records) for t in targets})
+
+
+__all__ = ["FORMATS", "ImportRefused", "Imported", "LineError", "import_lockfile"]

@@ -1,0 +1,129 @@
+"""Finding locks: the most recent first, optionally those holding a package at some version.
+
+Versions are matched as conda version specs by py-rattler (`2.5.*`, `>=1.26,<2`), which
+SQL cannot do; but a package has few distinct versions, so they are matched in Python
+first and the lock query then filters on that short list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import rattler
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session
+
+from app.core.specs import format_time
+from app.db.models import Lock, LockPackage, PackageFile
+from app.errors import InputError
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+
+def matching_versions(session: Session, package: str, version: str | None) -> list[str]:
+    """Distinct stored versions of `package` that the version spec admits."""
+    versions = session.scalars(
+        select(PackageFile.version).where(PackageFile.name == package).distinct()
+    ).all()
+    if version is None:
+        return sorted(versions)
+    try:
+        spec = rattler.VersionSpec(version)
+    except Exception as exc:  # py-rattler raises its own exception types
+        raise InputError(["query", "version"], f"invalid version spec {version!r}: {exc}") from exc
+    matched = []
+    for candidate in versions:
+        try:
+            if spec.matches(rattler.Version(candidate)):
+                matched.append(candidate)
+        except Exception:  # noqa: BLE001 - a stored version rattler cannot parse never matches
+            continue
+    return sorted(matched)
+
+
+def package_name(text: str) -> str:
+    """The normalised conda name; anything else is refused before it reaches SQL (Postgres
+    rejects a NUL byte outright, which must be a 422, not a 500)."""
+    try:
+        return rattler.PackageName(text.strip()).normalized
+    except Exception as exc:  # py-rattler raises its own exception types
+        raise InputError(["query", "package"], str(exc).replace("\x00", " "), text) from exc
+
+
+def _holding(package: str, versions: list[str]) -> Any:
+    return exists(
+        select(LockPackage.lock_id)
+        .join(PackageFile, PackageFile.id == LockPackage.package_id)
+        .where(
+            LockPackage.lock_id == Lock.id,
+            PackageFile.name == package,
+            PackageFile.version.in_(versions),
+        )
+    )
+
+
+def _matches(
+    session: Session, lock_ids: list[str], package: str, versions: list[str]
+) -> dict[str, list[dict[str, str]]]:
+    rows = session.execute(
+        select(LockPackage.lock_id, LockPackage.target, PackageFile.version, PackageFile.build)
+        .join(PackageFile, PackageFile.id == LockPackage.package_id)
+        .where(
+            LockPackage.lock_id.in_(lock_ids),
+            PackageFile.name == package,
+            PackageFile.version.in_(versions),
+        )
+        .order_by(LockPackage.lock_id, LockPackage.target)
+    ).all()
+    found: dict[str, list[dict[str, str]]] = {}
+    for lock_id, target, version, build in rows:
+        found.setdefault(lock_id, []).append(
+            {"target": target, "name": package, "version": version, "build": build}
+        )
+    return found
+
+
+def summary(lock: Lock) -> dict[str, Any]:
+    """A lock as a list item: when, for what, from where."""
+    return {
+        "id": lock.id,
+        "created_at": format_time(lock.created_at),
+        "name": (lock.spec or {}).get("name"),
+        "channels": list((lock.spec or {}).get("channels") or []),
+        "targets": {t.name: t.platform for t in lock.targets},
+    }
+
+
+def search_locks(
+    session: Session, package: str | None, version: str | None, limit: int, offset: int
+) -> Page:
+    """Recent locks, newest first; with `package`, only those holding a matching version."""
+    if version is not None and not package:
+        raise InputError(["query", "version"], "'version' needs 'package'")
+    query: Select[tuple[Lock]] = select(Lock)
+    versions: list[str] = []
+    if package:
+        package = package_name(package)
+        versions = matching_versions(session, package, version)
+        if not versions:
+            return Page([], 0, limit, offset)
+        query = query.where(_holding(package, versions))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    locks = session.scalars(
+        query.order_by(Lock.created_at.desc(), Lock.id).limit(limit).offset(offset)
+    ).all()
+    matches = _matches(session, [lk.id for lk in locks], package, versions) if package else {}
+    items = []
+    for lock in locks:
+        item = summary(lock)
+        if package:
+            item["matches"] = matches.get(lock.id, [])
+        items.append(item)
+    return Page(items, total, limit, offset)

@@ -1,0 +1,45 @@
+"""The Celery application. Messages carry only a job id; the database holds the job."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from app.config import get_settings
+from app.queue.broker import ALIAS
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    broker = settings.resolved_broker_url
+    if broker.startswith(f"{ALIAS}+"):
+        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+    app = Celery("condarchive", broker=broker, include=["workers.tasks", "workers.archive_tasks"])
+    transport_options: dict[str, object] = {}
+    if broker.startswith(("redis://", "rediss://")):
+        # Longer than any solve: an unacked message is redelivered only after this.
+        transport_options = {"visibility_timeout": int(settings.solve_timeout) * 2 + 60}
+    app.conf.update(
+        task_default_queue=settings.queue,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=transport_options,
+        worker_hijack_root_logger=False,
+        # `condarchive beat` (or `celery -A app.queue.celery_app beat`) sends these.
+        beat_schedule={
+            "verify-archive": {
+                "task": "condarchive.verify_archive",
+                "schedule": settings.verify_interval,
+            },
+            "resend-lost-archives": {
+                "task": "condarchive.archive_sweep",
+                "schedule": max(settings.archive_lease, 60.0),
+            },
+        },
+    )
+    return app
+
+
+celery_app = make_celery()

@@ -1,0 +1,301 @@
+"""Targets and virtual packages in, locked records out, with py-rattler.
+
+One :class:`Solver` lives per worker process and keeps one Gateway warm across jobs:
+repodata is fetched and parsed once, then trusted for ``repodata_ttl`` seconds before
+the Gateway re-validates it against its on-disk cache (HTTP conditional requests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import rattler
+import rattler.exceptions
+
+from app.core.egress import allowlist, redirect_error
+from app.core.specs import format_time
+from app.core.targets import Target
+from app.core.tls import ssl_context
+from app.locks.store import LockedRecord, LockedTarget
+
+PRIORITIES = {
+    "strict": rattler.ChannelPriority.Strict,
+    "flexible": rattler.ChannelPriority.Flexible,
+    "disabled": rattler.ChannelPriority.Disabled,
+}
+
+
+class SolveFailure(Exception):
+    """A solve that ended for a reason the user must see: kind is one of
+    ``unsatisfiable``, ``channel``, ``timeout``."""
+
+    def __init__(self, kind: str, message: str, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.detail = detail or {}
+
+
+@dataclass
+class SubdirState:
+    """What we know about the repodata a warm Gateway holds for one channel subdir."""
+
+    loaded_at: float
+    provenance: dict[str, Any]
+
+
+#: In py-rattler's fetch errors: "HTTP status client error (404 Not Found) for url (…)".
+_HTTP_STATUS = re.compile(r"\((\d{3})[^)]*\) for url \((\S+?)\)")
+_FOR_URL = re.compile(r"for url \((\S+?)\)")
+#: How py-rattler (0.28) ends a solve that hits its `timeout`. Matched whole, not as a
+#: word such as "timeout", which can also be a package name in an unsatisfiable explanation.
+_SOLVER_CANCELLED = "solve operation has been cancelled"
+_COALESCED = "a coalesced request failed"
+_INTERRUPTED = (
+    "error decoding response body",
+    "error reading a body",
+    "connection reset",
+    "connection closed",
+    _COALESCED,
+)
+
+
+def _timeout(target: str, timeout: float) -> SolveFailure:
+    return SolveFailure(
+        "timeout",
+        f"solving target {target} took over {timeout:g}s",
+        {"target": target, "timeout": timeout},
+    )
+
+
+def _channel_failure(text: str, target: str) -> SolveFailure:
+    """A repodata fetch error, named by URL and HTTP status (or the network error).
+
+    py-rattler chains causes as "Caused by:" lines: the first line says what failed (often
+    only the channel), the last says why (the status and the exact URL, or e.g.
+    "Connection refused"), so the message carries both ends of the chain.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else "unknown error"
+    cause = lines[-1].removeprefix("Caused by:").strip() if len(lines) > 1 else ""
+    detail: dict[str, Any] = {"target": target, "explanation": text}
+    if status := _HTTP_STATUS.search(text):
+        detail["status"], detail["url"] = int(status[1]), status[2]
+    elif url := _FOR_URL.search(text):
+        detail["url"] = url[1]
+    message = f"could not load repodata for target {target}: {first}"
+    message = f"{message}: {cause}" if cause else message
+    if detail.get("url") and detail["url"] not in message:  # e.g. "failed after 3 retries"
+        message = f"{message} (fetching {detail['url']})"
+    return SolveFailure("channel", message, detail)
+
+
+def _classify(exc: BaseException, target: str, timeout: float, late: bool) -> SolveFailure:
+    """Sort a failed target into unsatisfiable, timeout or channel.
+
+    `late` says the deadline had passed: py-rattler's own solve timeout and asyncio's
+    backstop fire at about the same moment, and either way the cause is the timeout.
+    """
+    text = str(exc).strip()
+    if isinstance(exc, rattler.exceptions.SolverError):
+        if late or _SOLVER_CANCELLED in text.lower():
+            return _timeout(target, timeout)
+        return SolveFailure(
+            "unsatisfiable",
+            f"target {target}: {text.splitlines()[0] if text else 'no solution'}",
+            {"target": target, "explanation": text},
+        )
+    return _channel_failure(text or repr(exc), target)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """A repodata transfer that broke off (truncated body, reset connection), or a target
+    that waited on one: worth fetching again, unlike an HTTP status or a solver error."""
+    if isinstance(exc, rattler.exceptions.SolverError):
+        return False
+    text = str(exc).lower()
+    return not _HTTP_STATUS.search(str(exc)) and any(marker in text for marker in _INTERRUPTED)
+
+
+def _echoed(failure: BaseException) -> bool:
+    """True for a failure that only echoes another target's: targets share one Gateway,
+    so when a subdir fetch fails, the targets that waited on it get "a coalesced request
+    failed" without the URL or status, and only the one that fetched gets the cause."""
+    detail = getattr(failure, "detail", {})
+    return str(detail.get("explanation", "")).startswith(_COALESCED)
+
+
+class Solver:
+    """Holds the warm Gateway and the repodata provenance it was loaded from."""
+
+    def __init__(self, cache_dir: Path, repodata_ttl: float, retries: int = 3) -> None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir = cache_dir
+        self.repodata_ttl = repodata_ttl
+        self.retries = retries
+        # The Gateway's own client does not retry: one 503 from a CDN would fail the job.
+        # py-rattler's standard client retries 5xx, timeouts and resets with backoff.
+        client = rattler.Client.default_client(max_retries=retries)
+        self.gateway = rattler.Gateway(cache_dir=cache_dir, client=client)
+        self.states: dict[tuple[str, str], SubdirState] = {}
+
+    async def _probe(self, client: httpx.AsyncClient, channel: str, subdir: str) -> dict[str, Any]:
+        """Record the state of the repodata the Gateway is about to load (etag or hash)."""
+        url = f"{channel}/{subdir}/repodata.json"
+        state: dict[str, Any] = {
+            "channel": channel,
+            "subdir": subdir,
+            "url": url,
+            "fetched_at": format_time(datetime.now(UTC)),
+        }
+        if url.startswith("file://"):
+            path = Path(urlsplit(url).path)
+            if path.exists():
+                state["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            return state
+        try:
+            response = await client.head(url)
+        except httpx.HTTPError as exc:
+            state["error"] = str(exc)
+            return state
+        state["status"] = response.status_code
+        refused = redirect_error(response, *allowlist())
+        if refused is not None:  # the Gateway would follow it: fail before it does
+            raise SolveFailure(
+                "channel",
+                f"could not load repodata of {channel}/{subdir}: {refused}",
+                {"url": url, "status": response.status_code, "redirect": refused.target},
+            )
+        for header in ("etag", "last-modified", "content-length"):
+            if header in response.headers:
+                state[header.replace("-", "_")] = response.headers[header]
+        return state
+
+    async def _refresh(self, channels: list[str], subdirs: set[str]) -> None:
+        now = time.monotonic()
+        stale: list[tuple[str, str]] = []
+        for channel in channels:
+            for subdir in subdirs:
+                state = self.states.get((channel, subdir))
+                if state is None or now - state.loaded_at > self.repodata_ttl:
+                    if state is not None:
+                        self.gateway.clear_repodata_cache(channel + "/", [subdir])
+                    stale.append((channel, subdir))
+        if not stale:
+            return
+        async with httpx.AsyncClient(
+            timeout=10, follow_redirects=False, verify=ssl_context()
+        ) as client:
+            probes = await asyncio.gather(*(self._probe(client, c, s) for c, s in stale))
+        for (channel, subdir), provenance in zip(stale, probes, strict=True):
+            self.states[(channel, subdir)] = SubdirState(now, provenance)
+
+    async def solve(
+        self,
+        channels: list[str],
+        specs: list[str],
+        targets: list[Target],
+        exclude_newer: datetime | None,
+        channel_priority: str,
+        timeout: float,
+        on_progress: Callable[[str, str], None],
+    ) -> tuple[list[LockedTarget], dict[str, Any]]:
+        """Solve every target concurrently; raise :class:`SolveFailure` on the first failure."""
+        subdirs = {t.platform for t in targets} | {"noarch"}
+        deadline = time.monotonic() + timeout
+        try:
+            await asyncio.wait_for(self._refresh(channels, subdirs), timeout)
+        except TimeoutError as exc:
+            raise SolveFailure("timeout", f"fetching repodata took over {timeout:g}s") from exc
+
+        async def one(target: Target) -> LockedTarget:
+            on_progress(target.name, "solving")
+            for attempt in range(self.retries + 1):
+                remaining = max(deadline - time.monotonic(), 0.001)
+                try:
+                    records = await asyncio.wait_for(
+                        rattler.solve(
+                            [c + "/" for c in channels],
+                            specs,
+                            gateway=self.gateway,
+                            platforms=[target.platform, "noarch"],
+                            virtual_packages=target.rattler_virtual_packages(),
+                            channel_priority=PRIORITIES[channel_priority],
+                            exclude_newer=exclude_newer,
+                            timestamp_policy="allow-missing",
+                            timeout=timedelta(seconds=remaining),
+                        ),
+                        remaining,
+                    )
+                    break
+                except TimeoutError as exc:
+                    on_progress(target.name, "failed")
+                    raise _timeout(target.name, timeout) from exc
+                except Exception as exc:
+                    late = time.monotonic() >= deadline
+                    if attempt < self.retries and not late and _interrupted(exc):
+                        # A body cut short: the client retries statuses, not bodies.
+                        await asyncio.sleep(min(0.5 * 2**attempt, remaining))
+                        continue
+                    on_progress(target.name, "failed")
+                    raise _classify(exc, target.name, timeout, late) from exc
+            on_progress(target.name, "done")
+            converted = (LockedRecord.from_rattler(r) for r in records)
+            locked = tuple(sorted(converted, key=lambda r: r.name))
+            _check_upstream(target.name, locked)
+            return LockedTarget(target.name, target.platform, target.virtual_packages, locked)
+
+        results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise min(failures, key=_echoed)
+        provenance = {
+            "solver": {"name": "py-rattler", "version": _rattler_version()},
+            "channels": list(channels),
+            "repodata": [
+                self.states[(c, s)].provenance
+                for c in channels
+                for s in sorted(subdirs)
+                if (c, s) in self.states
+            ],
+            "exclude_newer": format_time(exclude_newer),
+            "channel_priority": channel_priority,
+            "solved_at": format_time(datetime.now(UTC)),
+        }
+        return [r for r in results if isinstance(r, LockedTarget)], provenance
+
+
+def _check_upstream(target: str, records: tuple[LockedRecord, ...]) -> None:
+    """Fail as `channel` when repodata names a file with a path in it, or outside the
+    allowlist (its `base_url`): upstream's word, checked before it is locked or fetched."""
+    from app.core.filenames import upstream_record_problem
+
+    allowed, alias = allowlist()
+    for record in records:
+        problem = upstream_record_problem(
+            record.filename, record.subdir, record.url, allowed, alias
+        )
+        if problem is not None:
+            raise SolveFailure(
+                "channel",
+                f"target {target}: repodata of {record.channel} {problem}",
+                {"target": target, "url": record.url},
+            )
+
+
+@functools.cache
+def _rattler_version() -> str:
+    from importlib.metadata import version
+
+    return version("py-rattler")

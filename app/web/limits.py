@@ -1,0 +1,275 @@
+"""Bounds on what one request may ask of the service, and the answers when one is hit.
+
+Each answer names the limit, its value and the setting that changes it, so a user knows
+what to trim and an operator what to raise:
+
+* request body: 413, before the body is read (``CONDARCHIVE_MAX_BODY_BYTES``, and
+  ``CONDARCHIVE_MAX_IMPORT_BYTES`` for lockfile imports, which are legitimately larger);
+* environment.yml size and shape, number of dependencies and of targets: 422, in the
+  usual ``detail[]`` form with ``type: "limit_exceeded"`` and the limit in ``ctx``;
+* solves a token has queued or running: 429 with Retry-After;
+* bytes one lock may put in the archive: 422.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from fastapi import HTTPException
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth.tokens import Caller
+from app.config import Settings
+from app.core import safe_yaml
+from app.db.models import SolveJob
+from app.errors import InputError
+from app.jobs.state import ACTIVE, find_fresh
+from app.web.schemas import SolveBody
+
+#: Seconds a client told 429 should wait: about what a small solve takes.
+RETRY_AFTER = 10
+
+
+class LimitView(BaseModel):
+    setting: str
+    value: int
+
+
+class LimitErrorView(BaseModel):
+    """The body of a 413 or 429: what was refused, and which limit refused it."""
+
+    detail: str
+    limit: LimitView
+
+
+def setting_name(field: str) -> str:
+    return f"CONDARCHIVE_{field.upper()}"
+
+
+class LimitError(InputError):
+    """A 422 for input over a configured limit; `ctx` carries the setting and its value."""
+
+    def __init__(self, loc: list[str | int], msg: str, field: str, value: int) -> None:
+        super().__init__(loc, msg)
+        self.setting = setting_name(field)
+        self.limit = value
+
+    def to_detail(self) -> dict[str, object]:
+        return {
+            "loc": self.loc,
+            "msg": self.msg,
+            "type": "limit_exceeded",
+            "ctx": {"setting": self.setting, "limit": self.limit},
+        }
+
+
+def limit_body(message: str, field: str, value: int) -> dict[str, Any]:
+    return {"detail": message, "limit": {"setting": setting_name(field), "value": value}}
+
+
+class LimitExceeded(Exception):
+    """An answer that is not a 422: its status, its body (LimitErrorView), and Retry-After."""
+
+    def __init__(self, status: int, body: dict[str, Any], retry_after: int | None = None) -> None:
+        super().__init__(body["detail"])
+        self.status = status
+        self.body = body
+        self.headers = {"Retry-After": str(retry_after)} if retry_after else {}
+
+
+# --- request body size ---------------------------------------------------------------------
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` while FastAPI reads the body, so it answers 413 (FastAPI
+    re-raises HTTPExceptions from body parsing; any other error there becomes a 400)."""
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        super().__init__(status_code=413, detail=message["detail"])
+        self.body = message
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware: 413 naming the limit when a request body is too large.
+
+    A declared Content-Length over the limit is refused before anything is read; a chunked
+    body is counted as it streams in and refused once it passes the limit, so an oversized
+    upload never reaches memory whole.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings, import_path: str) -> None:
+        self.app = app
+        self.default = ("max_body_bytes", settings.max_body_bytes)
+        self.per_path = {import_path: ("max_import_bytes", settings.max_import_bytes)}
+
+    @staticmethod
+    def _message(field: str, limit: int, size: int | None) -> dict[str, Any]:
+        got = f"{size} bytes" if size is not None else f"over {limit} bytes"
+        return limit_body(
+            f"the request body is {got}; the limit is {limit} bytes ({setting_name(field)})",
+            field,
+            limit,
+        )
+
+    @staticmethod
+    async def _refuse(send: Send, message: dict[str, Any]) -> None:
+        body = json.dumps(message).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        field, limit = self.per_path.get(scope.get("path", ""), self.default)
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await self._refuse(send, self._message(field, limit, declared))
+                    return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(self._message(field, limit, None))
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge as exc:  # read outside FastAPI's body parsing
+            if not started:
+                await self._refuse(send, exc.body)
+
+
+# --- solve requests ------------------------------------------------------------------------
+
+
+def _environment(text: str, settings: Settings) -> Any:
+    """environment.yml parsed within the size and shape limits (None if it is not YAML:
+    the spec parser then says what is wrong with it, with the line)."""
+    loc: list[str | int] = ["body", "environment"]
+    size = len(text.encode())
+    if size > settings.max_environment_bytes:
+        raise LimitError(
+            loc,
+            f"environment.yml is {size} bytes; the limit is {settings.max_environment_bytes} "
+            f"bytes ({setting_name('max_environment_bytes')})",
+            "max_environment_bytes",
+            settings.max_environment_bytes,
+        )
+    try:
+        return safe_yaml.load(text, settings.max_yaml_depth, settings.max_yaml_alias_nodes)
+    except safe_yaml.YamlLimitError as exc:
+        where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
+        raise LimitError(
+            loc,
+            f"environment.yml: {exc.problem}{where}",
+            exc.setting.removeprefix("CONDARCHIVE_").lower(),
+            exc.limit,
+        ) from exc
+    except yaml.YAMLError:
+        return None
+
+
+def check_solve_limits(body: SolveBody, settings: Settings) -> None:
+    """Refuse a solve request over a size limit before any of it is parsed further."""
+    dependencies: Any = body.dependencies
+    targets: Any = body.targets
+    dep_loc: list[str | int] = ["body", "dependencies"]
+    if body.environment is not None:
+        data = _environment(body.environment, settings)
+        if isinstance(data, dict):
+            dependencies = data.get("dependencies") if dependencies is None else dependencies
+            dep_loc = ["body", "environment", "dependencies"]
+            if targets is None:
+                targets = data.get("platforms")
+    if isinstance(dependencies, list) and len(dependencies) > settings.max_dependencies:
+        raise LimitError(
+            dep_loc,
+            f"{len(dependencies)} dependencies; the limit is {settings.max_dependencies} "
+            f"({setting_name('max_dependencies')})",
+            "max_dependencies",
+            settings.max_dependencies,
+        )
+    if isinstance(targets, list) and len(targets) > settings.max_targets:
+        raise LimitError(
+            ["body", "targets"],
+            f"{len(targets)} targets; the limit is {settings.max_targets} "
+            f"({setting_name('max_targets')})",
+            "max_targets",
+            settings.max_targets,
+        )
+
+
+def check_job_quota(
+    session: Session, caller: Caller, request_hash: str, settings: Settings
+) -> None:
+    """429 when the caller's token has as many solves queued or running as it may.
+
+    A request identical to an active or fresh job is let through: it joins that job or
+    reuses its result and adds no work. Counted at submission, so concurrent requests of
+    one token may pass the limit by a few; it bounds a runaway client, not an exact share.
+    """
+    if caller.token_id is None:
+        return
+    active = session.scalar(
+        select(func.count())
+        .select_from(SolveJob)
+        .where(SolveJob.token_id == caller.token_id, SolveJob.status.in_(ACTIVE))
+    )
+    limit = settings.max_jobs_per_token
+    if (active or 0) < limit:
+        return
+    shared = session.scalars(
+        select(SolveJob.id).where(SolveJob.active_key == request_hash, SolveJob.status.in_(ACTIVE))
+    )
+    if shared.first() is not None or find_fresh(session, request_hash, settings.dedupe_window):
+        return
+    message = (
+        f"token {caller.name!r} has {active} solves queued or running; the limit is {limit} "
+        f"({setting_name('max_jobs_per_token')}). Retry when one of them has finished."
+    )
+    raise LimitExceeded(429, limit_body(message, "max_jobs_per_token", limit), RETRY_AFTER)
+
+
+def check_archive_size(total: int, settings: Settings) -> None:
+    """422 when a lock's packages add up to more than one lock may archive."""
+    limit = settings.max_archive_bytes_per_lock
+    if total > limit:
+        raise LimitError(
+            ["path", "lock_id"],
+            f"the lock's packages are {total} bytes; the limit for archiving one lock is "
+            f"{limit} bytes ({setting_name('max_archive_bytes_per_lock')})",
+            "max_archive_bytes_per_lock",
+            limit,
+        )

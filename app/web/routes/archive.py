@@ -1,0 +1,172 @@
+"""Ask for a lock's archive and watch it: per-target progress, per-package state and reason."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from app.archive.state import (
+    archive_channels,
+    archive_status,
+    archived_urls,
+    latest_verify_report,
+    lock_bytes,
+    request_archive,
+    with_archive_urls,
+)
+from app.auth.tokens import SolveCaller
+from app.errors import InputError
+from app.locks.store import find_lock
+from app.web.deps import SessionDep, SettingsDep
+from app.web.limits import check_archive_size
+from app.web.responses import AUTH, NOT_FOUND, ErrorView, error
+
+router = APIRouter(prefix="/api/v1", tags=["archive"])
+
+PackageState = Literal["archived", "failed", "pending", "not_requested"]
+
+
+class ArchivedPackageView(BaseModel):
+    name: str
+    version: str
+    build: str
+    subdir: str
+    filename: str
+    url: str
+    sha256: str | None
+    md5: str
+    size: int
+    state: PackageState
+    reason: str | None = None
+    attempts: int
+    archived_at: str | None = None
+    blob_sha256: str | None = None
+    archive_url: str | None = None
+
+
+class Counts(BaseModel):
+    total: int
+    archived: int
+    failed: int
+    pending: int
+    not_requested: int
+
+
+class ArchiveTargetView(Counts):
+    platform: str
+    status: str
+    bytes_total: int
+    bytes_archived: int
+    packages: list[ArchivedPackageView]
+
+
+class ArchiveView(BaseModel):
+    lock_id: str
+    status: Literal["archived", "failed", "queued", "running", "pending", "not_requested"]
+    requested_at: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    runs: int
+    summary: Counts
+    channels: dict[str, str]  # upstream channel URL -> archive channel URL
+    targets: dict[str, ArchiveTargetView]
+
+
+@router.post(
+    "/locks/{lock_id}/archive",
+    status_code=202,
+    response_model=ArchiveView,
+    responses={
+        200: {"model": ArchiveView, "description": "every package is archived already"},
+        404: {"model": ErrorView, "description": "no such lock"},
+        **AUTH,
+    },
+)
+def start_archive(
+    lock_id: str,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    _caller: SolveCaller,
+) -> dict[str, Any]:
+    """Archive every package of the lock; failed ones are tried again."""
+    if find_lock(session, lock_id) is None:
+        raise HTTPException(status_code=404, detail=f"no lock with id {lock_id!r}")
+    status = archive_status(session, lock_id, settings.base_url)
+    if status["status"] == "archived":
+        response.status_code = 200
+        return status
+    try:
+        check_archive_size(lock_bytes(session, lock_id), settings)
+    except InputError as exc:
+        raise HTTPException(status_code=422, detail=[exc.to_detail()]) from exc
+    request_archive(session, lock_id, retry_failed=True)
+    response.headers["Location"] = f"/api/v1/locks/{lock_id}/archive"
+    return archive_status(session, lock_id, settings.base_url)
+
+
+@router.get("/locks/{lock_id}/archive", response_model=ArchiveView, responses=NOT_FOUND)
+def get_archive(lock_id: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    if find_lock(session, lock_id) is None:
+        raise HTTPException(status_code=404, detail=f"no lock with id {lock_id!r}")
+    return archive_status(session, lock_id, settings.base_url)
+
+
+@router.get("/archive/channels")
+def list_archive_channels(session: SessionDep, settings: SettingsDep) -> list[dict[str, Any]]:
+    """The archive channels (named from their upstream URL; see app/archive/state.py)."""
+    return archive_channels(session, settings.base_url)
+
+
+@router.get("/archive/verify", responses={404: error("verify has not run yet")})
+def get_verify_report(session: SessionDep) -> dict[str, Any]:
+    """The newest `condarchive verify` report (from the CLI or the beat schedule)."""
+    report = latest_verify_report(session)
+    if report is None:
+        raise HTTPException(status_code=404, detail="verify has not run yet")
+    return report
+
+
+def explicit_from_archive(
+    request: Request, session: Session, ref: str, target: str, base_url: str
+) -> Response:
+    """`/l/{id}/explicit/{target}.txt?source=archive`: the explicit file with archive URLs.
+
+    Answers 409 (with the archive status link) while any package of the target is not
+    archived, rather than hand out URLs that do not resolve. Cached briefly: the bytes
+    depend on this deployment's base URL, unlike the upstream rendering.
+    """
+    from app.locks.document import lock_document
+    from app.locks.formats import FORMATS, UnknownTarget, render
+    from app.web.http_cache import SHORT, cached
+    from app.web.routes.permalinks import find, message
+
+    lock = find(request, session, ref, f"/explicit/{quote(target)}.txt")
+    if isinstance(lock, Response):
+        return lock
+    document = lock_document(session, lock)
+    status_url = f"{base_url}/api/v1/locks/{lock.id}/archive"
+    urls = archived_urls(session, lock.id, base_url)
+    packages = (document["targets"].get(target) or {}).get("packages", [])
+    missing = sorted(p["filename"] for p in packages if p["url"] not in urls)
+    if missing:
+        return message(
+            request,
+            409,
+            "Not archived yet",
+            f"{len(missing)} package(s) of target {target} are not in the archive: "
+            f"{', '.join(missing)}. See the archive status, or ask for the archive with "
+            f"POST {status_url}.",
+            [("archive status", status_url)],
+        )
+    try:
+        body = render("explicit", with_archive_urls(document, urls), target)
+    except UnknownTarget as exc:
+        links = [(n, f"/l/{lock.id}/explicit/{n}.txt?source=archive") for n in exc.available]
+        return message(request, 404, "Choose a target", exc.message, links)
+    disposition = {"Content-Disposition": f'inline; filename="{target}.txt"'}
+    return cached(request, body, FORMATS["explicit"].media_type, SHORT, disposition)

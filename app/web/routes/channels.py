@@ -1,0 +1,143 @@
+"""The archive as conda channels: ``/channels/{channel}/{subdir}/repodata.json[.zst]`` and files.
+
+``{channel}`` is an archive channel name (derived from the upstream URL, see app/archive/state.py)
+or a pull-through proxy name from ``CONDARCHIVE_PROXY_CHANNELS``. Package files are
+immutable (served with a strong ETag = their sha256, Range support and a year of caching);
+repodata changes as packages are archived, so it gets a short lifetime and conditional GET.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from app.archive.blobs import get_store
+from app.archive.proxy import ProxyError, get_proxy
+from app.archive.repodata import archive_repodata, compress, encode, etag_of
+from app.archive.state import archived_packages, channel_known, find_archived
+from app.config import Settings
+from app.core.filenames import is_package_filename
+from app.db.session import session_scope
+from app.web.deps import SettingsDep
+
+router = APIRouter(tags=["channels"])
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+SubdirPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=32)]
+ChannelPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=160)]
+
+
+def _none_match(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    return header.strip() == "*" or etag in {
+        t.strip().removeprefix("W/") for t in header.split(",")
+    }
+
+
+def _not_found(message: str, status: int = 404) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": message})
+
+
+def _repodata_headers(settings: Settings, etag: str) -> dict[str, str]:
+    return {"ETag": etag, "Cache-Control": f"public, max-age={settings.repodata_max_age}"}
+
+
+@lru_cache(maxsize=32)
+def _compressed(body: bytes) -> bytes:
+    return compress(body)
+
+
+def _archive_body(channel: str, subdir: str) -> bytes | None:
+    with session_scope() as session:
+        if not channel_known(session, channel):
+            return None
+        return encode(archive_repodata(subdir, archived_packages(session, channel, subdir)))
+
+
+async def _repodata(
+    channel: str, subdir: str, request: Request, settings: Settings, zst: bool
+) -> Response:
+    media_type = "application/octet-stream" if zst else "application/json"
+    if channel in settings.proxy_channel_map:
+        try:
+            merged = await get_proxy().repodata(channel, subdir)
+        except ProxyError as exc:
+            return _not_found(exc.message, exc.status)
+        etag = merged.zst_etag if zst else merged.json_etag
+        headers = _repodata_headers(settings, etag)
+        if _none_match(request, etag):
+            return Response(status_code=304, headers=headers)
+        path = merged.zst_path if zst else merged.json_path
+        return FileResponse(path, media_type=media_type, headers=headers)
+    body = await run_in_threadpool(_archive_body, channel, subdir)
+    if body is None:
+        return _not_found(f"no archive channel named {channel!r}")
+    if zst:
+        body = _compressed(body)
+    etag = etag_of(body)
+    headers = _repodata_headers(settings, etag)
+    if _none_match(request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=body, media_type=media_type, headers=headers)
+
+
+@router.api_route("/channels/{channel}/{subdir}/repodata.json", methods=["GET", "HEAD"])
+async def repodata_json(
+    channel: ChannelPath, subdir: SubdirPath, request: Request, settings: SettingsDep
+) -> Response:
+    """Every archived package of the channel subdir (merged with upstream for proxies)."""
+    return await _repodata(channel, subdir, request, settings, zst=False)
+
+
+@router.api_route("/channels/{channel}/{subdir}/repodata.json.zst", methods=["GET", "HEAD"])
+async def repodata_json_zst(
+    channel: ChannelPath, subdir: SubdirPath, request: Request, settings: SettingsDep
+) -> Response:
+    """The same listing, zstd-compressed."""
+    return await _repodata(channel, subdir, request, settings, zst=True)
+
+
+def _archived_sha256(channel: str, subdir: str, filename: str) -> str | None:
+    with session_scope() as session:
+        found = find_archived(session, channel, subdir, filename)
+        return found[0].blob_sha256 if found else None
+
+
+@router.api_route("/channels/{channel}/{subdir}/{filename}", methods=["GET", "HEAD"])
+async def package_file(
+    channel: ChannelPath,
+    subdir: SubdirPath,
+    filename: str,
+    request: Request,
+    settings: SettingsDep,
+) -> Response:
+    """An archived package file, byte for byte as verified (fetched first for proxies)."""
+    if not is_package_filename(filename):
+        return _not_found(f"{filename!r} is not a conda package filename")
+    if channel in settings.proxy_channel_map:
+        try:
+            sha256: str | None = await get_proxy().package(channel, subdir, filename)
+        except ProxyError as exc:
+            return _not_found(exc.message, exc.status)
+    else:
+        sha256 = await run_in_threadpool(_archived_sha256, channel, subdir, filename)
+    if not sha256:
+        return _not_found(f"{channel}/{subdir}/{filename} is not in the archive")
+    store = get_store()
+    etag = f'"{sha256}"'
+    headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
+    if _none_match(request, etag):
+        return Response(status_code=304, headers=headers)
+    remote = store.url(sha256)
+    if remote is not None:
+        return RedirectResponse(remote, status_code=302, headers=headers)
+    path = store.local_path(sha256)
+    if path is None:
+        return _not_found(f"blob {sha256} of {filename} is missing from the store", 500)
+    return FileResponse(path, media_type="application/octet-stream", headers=headers)

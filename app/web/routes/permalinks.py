@@ -1,0 +1,269 @@
+"""`/l/{id}`: the permalink a paper cites, its page, its JSON, and every lockfile format.
+
+A full id answers directly; a unique prefix (8+ hex characters) redirects to the full
+id (307, not cached: a later lock may share the prefix); an ambiguous prefix answers 300
+with the candidates; anything else a 404 page. Lockfiles and the JSON are immutable and
+served so; pages are cached briefly, since they also depend on the deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from sqlalchemy.orm import Session
+
+from app.archive.state import archive_status
+from app.db.models import Lock
+from app.locks.diff import diff_locks
+from app.locks.document import lock_document
+from app.locks.formats import FORMATS, CannotExpress, UnknownTarget, formats_for, render
+from app.locks.refs import resolve
+from app.locks.store import lock_view
+from app.web.deps import SessionDep, SettingsDep
+from app.web.http_cache import IMMUTABLE, SHORT, cached
+from app.web.lock_page import Links, page_context
+from app.web.negotiation import prefers_json
+from app.web.routes.archive import explicit_from_archive
+from app.web.templating import render_page
+
+router = APIRouter(tags=["permalinks"])
+
+NOT_CACHED = {"Cache-Control": "no-store"}
+#: HEAD too: link checkers (and citation managers) probe permalinks without a body.
+READ = ["GET", "HEAD"]
+
+
+def message(
+    request: Request,
+    status: int,
+    title: str,
+    text: str,
+    links: Sequence[tuple[str, str]] = (),
+) -> Response:
+    """An error or choice as a small page, or as JSON for clients that ask for it."""
+    if prefers_json(request):
+        body: dict[str, Any] = {"detail": text}
+        if links:
+            body["links"] = dict(links)
+        return JSONResponse(body, status_code=status, headers=NOT_CACHED)
+    html = render_page("message.html", title=title, message=text, links=list(links))
+    return HTMLResponse(html, status_code=status, headers=NOT_CACHED)
+
+
+def not_found(request: Request, ref: str) -> Response:
+    return message(
+        request,
+        404,
+        "Lock not found",
+        f"There is no lock with id {ref!r}. A lock id is 64 hex characters; "
+        "a prefix of 8 or more also works when it is unique.",
+    )
+
+
+def ambiguous(request: Request, ref: str, candidates: list[str], suffix: str) -> Response:
+    return message(
+        request,
+        300,
+        "Ambiguous lock id",
+        f"{len(candidates)} locks start with {ref!r}; use a longer prefix or the full id.",
+        [(c, f"/l/{c}{suffix}") for c in candidates],
+    )
+
+
+def find(request: Request, session: Session, ref: str, suffix: str = "") -> Lock | Response:
+    """The lock `ref` names exactly, or the redirect/300/404 response to answer instead."""
+    found = resolve(session, ref)
+    if found.lock is not None:
+        if found.lock.id == ref:
+            return found.lock
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(
+            f"/l/{found.lock.id}{suffix}{query}",
+            status_code=307,
+            headers={"Cache-Control": "no-cache"},
+        )
+    if found.ambiguous:
+        return ambiguous(request, ref, found.candidates, suffix)
+    return not_found(request, ref)
+
+
+def json_bytes(document: dict[str, Any]) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def lock_json(request: Request, document: dict[str, Any], vary: bool = False) -> Response:
+    # Archive status (issue 4) can change; everything else in the document cannot.
+    cache = SHORT if "archive" in document else IMMUTABLE
+    headers = {"Vary": "Accept"} if vary else {}
+    return cached(request, json_bytes(document), "application/json", cache, headers)
+
+
+def download(
+    request: Request,
+    session: Session,
+    ref: str,
+    suffix: str,
+    fmt: str,
+    target: str | None,
+    filename: str,
+    base_url: str,
+) -> Response:
+    """One lockfile format of the lock, immutable, or a 4xx that says what to do instead."""
+    lock = find(request, session, ref, suffix)
+    if isinstance(lock, Response):
+        return lock
+    document = lock_document(session, lock)
+    links = Links(f"{base_url}/l/{lock.id}")
+    try:
+        body = render(fmt, document, target)
+    except UnknownTarget as exc:
+        choices = [
+            (name, links.explicit(name) if fmt == "explicit" else links.environment_yml(name))
+            for name in exc.available
+        ]
+        return message(request, 404 if target else 400, "Choose a target", exc.message, choices)
+    except CannotExpress as exc:
+        able = formats_for(document)
+        alternatives = [("pixi.lock", links.pixi), ("lock JSON", links.json)]
+        alternatives += [
+            (f"explicit/{t}.txt", links.explicit(t)) for t in sorted(document["targets"])
+        ]
+        return message(
+            request,
+            409,
+            f"This lock cannot be written as {exc.format}",
+            f"{exc.message}. Formats that can express it: {', '.join(able)}.",
+            alternatives,
+        )
+    disposition = {"Content-Disposition": f'inline; filename="{filename}"'}
+    return cached(request, body, FORMATS[fmt].media_type, IMMUTABLE, disposition)
+
+
+@router.api_route("/l/{ref}.json", methods=READ, summary="The lock as JSON (immutable)")
+def permalink_json(ref: str, request: Request, session: SessionDep) -> Response:
+    lock = find(request, session, ref, ".json")
+    if isinstance(lock, Response):
+        return lock
+    return lock_json(request, lock_document(session, lock))
+
+
+@router.api_route(
+    "/l/{ref}/explicit/{target}.txt", methods=READ, summary="@EXPLICIT file for one target"
+)
+def permalink_explicit(
+    ref: str,
+    target: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    source: Annotated[
+        Literal["upstream", "archive"], Query(description="archive: URLs point at our archive")
+    ] = "upstream",
+) -> Response:
+    if source == "archive":  # issue 4
+        return explicit_from_archive(request, session, ref, target, settings.base_url)
+    suffix = f"/explicit/{quote(target)}.txt"
+    return download(
+        request, session, ref, suffix, "explicit", target, f"{target}.txt", settings.base_url
+    )
+
+
+@router.api_route("/l/{ref}/conda-lock.yml", methods=READ, summary="conda-lock v1 lockfile")
+def permalink_conda_lock(
+    ref: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    return download(
+        request,
+        session,
+        ref,
+        "/conda-lock.yml",
+        "conda-lock",
+        None,
+        "conda-lock.yml",
+        settings.base_url,
+    )
+
+
+@router.api_route("/l/{ref}/pixi.lock", methods=READ, summary="pixi.lock (py-rattler LockFile)")
+def permalink_pixi(
+    ref: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    return download(
+        request, session, ref, "/pixi.lock", "pixi", None, "pixi.lock", settings.base_url
+    )
+
+
+@router.api_route(
+    "/l/{ref}/environment.yml", methods=READ, summary="Pinned environment.yml for one target"
+)
+def permalink_environment_yml(
+    ref: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    target: Annotated[str | None, Query(description="target name; optional if only one")] = None,
+) -> Response:
+    return download(
+        request,
+        session,
+        ref,
+        "/environment.yml",
+        "env",
+        target,
+        "environment.yml",
+        settings.base_url,
+    )
+
+
+@router.get("/l/{ref}/diff", include_in_schema=False)
+def permalink_diff_form(ref: str, request: Request, other: str = "") -> Response:
+    """The lock page's compare form lands here; send it on to the diff page."""
+    other = other.strip().lower()
+    if not other:
+        return message(request, 400, "Nothing to compare", "Give another lock id to compare with.")
+    return RedirectResponse(f"/l/{quote(ref)}/diff/{quote(other)}", status_code=303)
+
+
+@router.api_route(
+    "/l/{a}/diff/{b}", methods=READ, summary="What changed from lock a to lock b (page or JSON)"
+)
+def permalink_diff(a: str, b: str, request: Request, session: SessionDep) -> Response:
+    found_a, found_b = resolve(session, a), resolve(session, b)
+    for ref, found in ((a, found_a), (b, found_b)):
+        if found.ambiguous:
+            return ambiguous(request, ref, found.candidates, "")
+        if found.lock is None:
+            return not_found(request, ref)
+    assert found_a.lock is not None and found_b.lock is not None
+    full_a, full_b = found_a.lock.id, found_b.lock.id
+    if (a, b) != (full_a, full_b):
+        return RedirectResponse(
+            f"/l/{full_a}/diff/{full_b}", status_code=307, headers={"Cache-Control": "no-cache"}
+        )
+    diff = diff_locks(lock_view(session, found_a.lock), lock_view(session, found_b.lock))
+    if prefers_json(request):
+        return cached(request, json_bytes(diff), "application/json", IMMUTABLE, {"Vary": "Accept"})
+    html = render_page("diff.html", diff=diff).encode()
+    return cached(request, html, "text/html; charset=utf-8", SHORT, {"Vary": "Accept"})
+
+
+@router.api_route(
+    "/l/{ref}",
+    methods=READ,
+    summary="The lock's page (HTML), or its JSON with Accept: application/json",
+)
+def permalink(ref: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    lock = find(request, session, ref)
+    if isinstance(lock, Response):
+        return lock
+    document = lock_document(session, lock)
+    if prefers_json(request):
+        return lock_json(request, document, vary=True)
+    document["archive"] = archive_status(session, lock.id, settings.base_url)  # issue 4
+    html = render_page("lock.html", **page_context(document, settings.base_url)).encode()
+    return cached(request, html, "text/html; charset=utf-8", SHORT, {"Vary": "Accept"})
