@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     proxy_repodata_ttl: float = 300.0  # seconds before cached upstream repodata is refreshed
     repodata_max_age: int = 60  # Cache-Control max-age of served repodata
     verify_interval: float = 86400.0  # seconds between beat-scheduled `verify` runs
+    # Run each task in the process that sends it, without a broker (the in-process tests).
+    inline_tasks: bool = False
 
     # Who may write, and how much (issue 5). Every limit is named in the error it causes.
     auth: Literal["", "none", "token"] = ""  # "": token when distributed, none when embedded

@@ -9,11 +9,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.auth.tokens import require_reader
 from app.config import get_settings
+from app.web import responses as documented
 from app.web.limits import BodySizeLimit, BodyTooLarge, LimitExceeded
 from app.web.routes import admin, health, locks, pages, permalinks, solves
 from app.web.routes import archive as archive_api
 from app.web.routes import channels as channels_api
-from app.web import responses as documented
 
 IMPORT_PATH = "/api/v1/locks/import"  # its body limit is CONDARCHIVE_MAX_IMPORT_BYTES
 

@@ -30,7 +30,6 @@ from app.archive.state import (
     mark_failed,
     pending_entries,
     renew,
-    send_archive_task,
     set_run,
     stale_runs,
     touch_run,
@@ -39,7 +38,9 @@ from app.archive.verify import run_verify
 from app.config import Settings, get_settings
 from app.db.session import session_scope
 from app.locks.store import find_lock
+from app.queue import names
 from app.queue.celery_app import celery_app
+from app.queue.send import send_archive_task
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +57,19 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-@celery_app.task(name="condarchive.archive_lock")
+@celery_app.task(name=names.ARCHIVE_LOCK)
 def archive_lock(lock_id: str) -> None:
     run_archive(lock_id)
 
 
-@celery_app.task(name="condarchive.verify_archive")
+@celery_app.task(name=names.VERIFY_ARCHIVE)
 def verify_archive() -> None:
     with session_scope() as session:
         report = run_verify(session, get_store())
     log.info("archive verify: %s", report["summary"])
 
 
-@celery_app.task(name="condarchive.archive_sweep")
+@celery_app.task(name=names.ARCHIVE_SWEEP)
 def archive_sweep() -> None:
     """Re-send lock archives whose message was lost (broker restart, worker killed)."""
     settings = get_settings()

@@ -16,6 +16,7 @@ from app.db.session import pinned_session_scope
 from app.jobs.heartbeat import Heartbeat
 from app.jobs.state import ClaimedJob, claim, fail, succeed
 from app.locks.store import store_lock
+from app.queue import names
 from app.queue.celery_app import celery_app
 from app.solve.solver import SolveFailure, Solver
 
@@ -41,7 +42,7 @@ def _targets(request: dict) -> list[Target]:
     ]
 
 
-@celery_app.task(name="condarchive.solve")
+@celery_app.task(name=names.SOLVE)
 def solve(job_id: str) -> None:
     run_solve(job_id)
 

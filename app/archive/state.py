@@ -42,10 +42,10 @@ from app.db.models import (
     utcnow,
 )
 from app.db.session import insert_ignore, write_committed
+from app.queue.send import send_archive_task
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_TASK = "condarchive.archive_lock"
 TERMINAL = ("archived", "failed")
 
 
@@ -154,18 +154,6 @@ def request_archive(session: Session, lock_id: str, retry_failed: bool) -> bool:
         run.finished_at = None
     session.commit()
     return send_archive_task(lock_id)
-
-
-def send_archive_task(lock_id: str) -> bool:
-    from app.config import get_settings
-    from app.queue.celery_app import celery_app
-
-    try:
-        celery_app.send_task(ARCHIVE_TASK, args=[lock_id], queue=get_settings().queue, retry=False)
-    except Exception:  # noqa: BLE001 - the broker may be down; the request is in the DB
-        log.warning("could not queue the archive of lock %s; it stays queued", lock_id)
-        return False
-    return True
 
 
 def resend_lost_archives(session: Session, own_worker: bool) -> list[str]:

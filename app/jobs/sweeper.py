@@ -81,9 +81,9 @@ def sweep(
 ) -> SweepResult:
     """One sweep (see the module doc). `lease` and `grace` default to the settings;
     `serve` passes 0 for both at start when its own worker is the only one."""
-    from app.archive.state import send_archive_task, stale_runs, touch_run
+    from app.archive.state import stale_runs, touch_run
     from app.jobs.state import count_queued, due_for_resend, requeue_expired
-    from app.queue.send import enqueue_solve, queue_depth
+    from app.queue.send import enqueue_solve, queue_depth, send_archive_task
 
     send = send or enqueue_solve
     lease = settings.job_lease if lease is None else lease

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from app.config import get_settings
+from app.queue import names
 from app.queue.broker import ALIAS
 
 
@@ -30,11 +31,11 @@ def make_celery() -> Celery:
         # `condarchive beat` (or `celery -A app.queue.celery_app beat`) sends these.
         beat_schedule={
             "verify-archive": {
-                "task": "condarchive.verify_archive",
+                "task": names.VERIFY_ARCHIVE,
                 "schedule": settings.verify_interval,
             },
             "resend-lost-archives": {
-                "task": "condarchive.archive_sweep",
+                "task": names.ARCHIVE_SWEEP,
                 "schedule": max(settings.archive_lease, 60.0),
             },
         },

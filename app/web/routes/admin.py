@@ -14,14 +14,14 @@ from pydantic import BaseModel
 
 from app.auth.tokens import AdminCaller
 from app.jobs.state import find_job
+from app.queue import names
+from app.queue.send import QueueUnavailable, send_task
 from app.web.deps import SessionDep, SettingsDep
 from app.web.responses import AUTH, error
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["admin"])
-
-VERIFY_TASK = "condarchive.verify_archive"  # workers/archive_tasks.py
 
 
 class VerifyQueued(BaseModel):
@@ -76,11 +76,9 @@ def delete_failed_job(job_id: str, session: SessionDep, caller: AdminCaller) -> 
 def rerun_verify(settings: SettingsDep, _caller: AdminCaller) -> dict[str, Any]:
     """Queue a `verify` run (re-hash every blob, compare with upstream) on a worker; its
     report replaces the newest one at GET /api/v1/archive/verify when done."""
-    from app.queue.celery_app import celery_app
-
     try:
-        celery_app.send_task(VERIFY_TASK, queue=settings.queue, retry=False)
-    except Exception as exc:  # noqa: BLE001 - whatever the broker raises, it is down
+        send_task(names.VERIFY_ARCHIVE, retry=False)
+    except QueueUnavailable as exc:
         raise HTTPException(
             status_code=503,
             detail=f"could not queue the verify run: {exc}",
