@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint bench
+.PHONY: serve test test-fast lint bench
 
 $(BIN)/.installed: pyproject.toml
 	@echo "==> creating the virtual environment $(VENV) (first run only)"
@@ -22,6 +22,10 @@ serve: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest
+
+# The in-process tier only (TestClient, SQLite, tasks inline): under a minute.
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not process and not distributed and not install and not realdata"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

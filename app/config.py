@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     repodata_ttl: float = 600.0  # seconds a warm worker trusts its in-memory repodata
     max_attempts: int = 3  # deliveries of one job before it ends as failed
 
-    # Faults and recovery (issue 5): the database is the queue's truth; these bound how
+    # Faults and recovery: the database is the queue's truth; these bound how
     # long a lost job (killed worker, lost queue message) waits before it is taken back.
     job_lease: float = 60.0  # seconds a running job may go without a heartbeat
     sweep_interval: float = 15.0  # seconds between `serve`'s sweeps for lost jobs; 0: off
@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     repodata_retries: int = 3  # retries of a repodata request on 5xx, timeout, reset
     db_connect_timeout: int = 5  # seconds to reach Postgres before answering 503
 
-    # Archive (issue 4): every locked package kept in a content-addressed blob store.
+    # Archive: every locked package kept in a content-addressed blob store.
     archive: Literal["auto", "off"] = "auto"  # auto: archive each new lock's packages
     blob_dir: Path | None = None  # default: data_dir/blobs
     archive_concurrency: int = 4  # downloads at once per worker
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     # Run each task in the process that sends it, without a broker (the in-process tests).
     inline_tasks: bool = False
 
-    # Who may write, and how much (issue 5). Every limit is named in the error it causes.
+    # Who may write, and how much. Every limit is named in the error it causes.
     auth: Literal["", "none", "token"] = ""  # "": token when distributed, none when embedded
     public_reads: bool = True  # false: reading locks, pages and channels needs a token too
     token: str = ""  # the client side: the API token the CLI sends (Authorization: Bearer)

@@ -7,9 +7,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.auth.tokens import require_reader
 from app.config import get_settings
 from app.web import responses as documented
+from app.web.auth import require_reader
 from app.web.limits import BodySizeLimit, BodyTooLarge, LimitExceeded
 from app.web.routes import admin, health, locks, pages, permalinks, solves
 from app.web.routes import archive as archive_api

@@ -11,7 +11,7 @@ class Config:
 
     smoke: bool
     repeats: int  # timed solves per case (after a warm-up), for overhead and targets
-    synthetic_records: int  # records in the synthetic channel (the issue asks 100,000+)
+    synthetic_records: int  # records in the synthetic channel (the goal asks 100,000+)
     cold_repeats: int  # cold solves per channel, each on a channel URL never seen before
     latency_requests: int  # sequential requests for p50 / p99
     load_requests: int  # most requests in a throughput run

@@ -1,7 +1,7 @@
 """What a section reports: figures with their goal and verdict, or why it was skipped.
 
 A figure compares the service with a baseline measured in the same run (so the ratio
-holds on a noisy machine) and, where the issue sets a goal, says whether it was met.
+holds on a noisy machine) and, where a goal is set, says whether it was met.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, ">=": oper
 
 @dataclass(frozen=True)
 class Goal:
-    """A bound from the issue, e.g. ``Goal("<=", 1.3, "x bare")``."""
+    """A goal's bound, e.g. ``Goal("<=", 1.3, "x bare")``."""
 
     op: str
     bound: float

@@ -1,14 +1,15 @@
 """Profile where a missed goal's time goes: ``python -m bench.profile {worker,steps,cold,api}``.
 
 * ``worker``: jobs are queued with no worker running, then this process calls the
-  Celery task body (``workers.tasks.run_solve``) itself under pyinstrument, with the
+  Celery task body (``app.jobs.run.run_solve``) itself under pyinstrument, with the
   worker's settings: the same code path, without Celery's dispatch and without a
   sampler competing for the 2 cores.
 * ``steps``: the same task body with a clock around each step instead of a sampler
-  (whose own cost inflates many small calls): median milliseconds per job.
+  (whose own cost inflates many small calls), through its ``step`` parameter: median
+  milliseconds per job.
 * ``cold``: the same, each job on a channel URL nobody has fetched (figure 4).
 * ``post``: the ``POST /api/v1/solves`` route body (figures 1 and 3), in this process.
-* ``archive``: ``workers.archive_tasks.run_archive`` on generated 1-100 MB packages
+* ``archive``: ``app.archive.run.run_archive`` on generated 1-100 MB packages
   (figure 5), in this process.
 * ``api``: what a lock GET does (figure 3), timed piece by piece and profiled in this
   process with the API's settings, beside the HTTP floor (``GET /api/v1/health``).
@@ -25,7 +26,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from bench.context import SOLVE_SETTINGS
 from bench.loadgen import load
@@ -46,7 +46,7 @@ def profile_worker(workload: Workload, stack: Stack, case: Case, jobs: int, cold
     from pyinstrument import Profiler
 
     _as_worker(stack)
-    from workers.tasks import run_solve
+    from app.jobs.run import run_solve
 
     def queued(n: int) -> list[str]:
         ids = []
@@ -73,76 +73,54 @@ def profile_worker(workload: Workload, stack: Stack, case: Case, jobs: int, cold
     return f"{jobs} jobs, {per_job * 1000:.1f} ms per job in run_solve\n\n{text}"
 
 
+#: The steps run_solve and the Solver name (their ``step`` parameter), as this table shows them.
+STEP_LABELS = {
+    "claim": "claim: UPDATE … RETURNING, COMMIT",
+    "store_lock": "store_lock (committed with succeed)",
+    "succeed": "succeed: the job's result, COMMIT",
+    "rattler.solve": "rattler.solve",
+    "allowlist check": "allowlist check",
+    "records converted": "records converted",
+}
+
+
 def time_steps(workload: Workload, stack: Stack, case: Case, jobs: int) -> str:
     """Time each step of the worker's task body with clocks around it (no sampler, whose
     own cost inflates many small calls): median per job, in this process."""
     import statistics
-
-    import rattler
-
-    import app.solve.solver as solver_module
-    import workers.tasks as tasks
-    from app.locks.store import LockedRecord
+    from collections.abc import Iterator
+    from contextlib import contextmanager
 
     _as_worker(stack)
+    from app.jobs.run import run_solve
+
     spent: dict[str, float] = {}
 
-    def add(step: str, started: float) -> None:
-        spent[step] = spent.get(step, 0.0) + time.perf_counter() - started
+    @contextmanager
+    def clock(step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            label = STEP_LABELS.get(step, step)
+            spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
 
-    def timed(step: str, function: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                add(step, started)
-
-        return wrapper
-
-    def timed_solve(function: Any) -> Any:
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await function(*args, **kwargs)
-            finally:
-                add("rattler.solve", started)
-
-        return wrapper
-
-    patches = [
-        (tasks, "claim", timed("claim: UPDATE … RETURNING, COMMIT", tasks.claim)),
-        (tasks, "store_lock", timed("store_lock (committed with succeed)", tasks.store_lock)),
-        (tasks, "succeed", timed("succeed: the job's result, COMMIT", tasks.succeed)),
-        (rattler, "solve", timed_solve(rattler.solve)),
-        (solver_module, "_check_upstream", timed("allowlist check", solver_module._check_upstream)),
-    ]
-    convert = LockedRecord.__dict__["from_rattler"].__func__
-    originals = [(module, name, getattr(module, name)) for module, name, _ in patches]
-    for module, name, wrapper in patches:
-        setattr(module, name, wrapper)
-    LockedRecord.from_rattler = classmethod(timed("records converted", convert))  # type: ignore[method-assign,assignment]
     per_job: dict[str, list[float]] = {}
-    try:
-        for i in range(jobs + 1):
-            body = workload.body(case, [unique_target("linux-64")])
-            job_id = stack.post(body)[0]
-            spent.clear()
-            started = time.perf_counter()
-            tasks.run_solve(job_id)
-            total = time.perf_counter() - started
-            if i == 0:
-                continue  # warm-up: imports, Gateway, connection pool
-            steps = {**spent, "whole task body": total}
-            steps["the rest (session, heartbeat thread, asyncio, provenance)"] = total - sum(
-                spent.values()
-            )
-            for step, seconds in steps.items():
-                per_job.setdefault(step, []).append(seconds)
-    finally:
-        for module, name, original in originals:
-            setattr(module, name, original)
-        LockedRecord.from_rattler = classmethod(convert)  # type: ignore[method-assign,assignment]
+    for i in range(jobs + 1):
+        body = workload.body(case, [unique_target("linux-64")])
+        job_id = stack.post(body)[0]
+        spent.clear()
+        started = time.perf_counter()
+        run_solve(job_id, step=clock)
+        total = time.perf_counter() - started
+        if i == 0:
+            continue  # warm-up: imports, Gateway, connection pool
+        steps = {**spent, "whole task body": total}
+        steps["the rest (session, heartbeat thread, asyncio, provenance)"] = total - sum(
+            spent.values()
+        )
+        for step, seconds in steps.items():
+            per_job.setdefault(step, []).append(seconds)
     lines = [f"{case.label}: median of {jobs} jobs, ms", ""]
     for step, values in per_job.items():
         lines.append(f"{statistics.median(values) * 1000:8.2f}  {step}")
@@ -205,9 +183,9 @@ def profile_post(workload: Workload, stack: Stack, case: Case, posts: int) -> st
     from pyinstrument import Profiler
 
     _as_worker(stack)
-    from app.auth.tokens import ANONYMOUS
     from app.config import get_settings
     from app.db.session import session_scope
+    from app.web.auth import ANONYMOUS
     from app.web.routes.solves import create_solve
     from app.web.schemas import SolveBody
 
@@ -241,7 +219,7 @@ def profile_archive(workload: Workload, stack: Stack, sizes: tuple[int, ...]) ->
     job = stack.solve(workload.body(case, [unique_target("linux-64")]))
     stack.stop_workers()
     _as_worker(stack)
-    from workers.archive_tasks import run_archive
+    from app.archive.run import run_archive
 
     profiler = Profiler(interval=0.001, async_mode="disabled")
     start = time.perf_counter()

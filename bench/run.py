@@ -29,9 +29,7 @@ from bench.workload import prepare
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench", description="condarchive benchmarks (issue 6)"
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench", description="condarchive benchmarks")
     parser.add_argument(
         "--smoke", action="store_true", help="tiny inputs: a fast check, not a measurement"
     )

@@ -10,7 +10,6 @@ to read them, so the poll interval does not blur the numbers.
 from __future__ import annotations
 
 import itertools
-import socket
 import sys
 import time
 import uuid
@@ -22,22 +21,16 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.support.service import Process, Service, base_env
+from tests.support.service import (  # noqa: F401 - missing_services: bench.run, bench.load
+    POSTGRES_ADMIN_URL,
+    REDIS_URL,
+    Process,
+    Service,
+    base_env,
+    missing_services,
+)
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 POLL_SECONDS = 0.01
-
-
-def missing_services() -> list[str]:
-    """Which of PostgreSQL and Redis are not listening on 127.0.0.1."""
-    missing = []
-    for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
-        with socket.socket() as sock:
-            sock.settimeout(1)
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                missing.append(name)
-    return missing
 
 
 @dataclass(frozen=True)

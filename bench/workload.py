@@ -2,7 +2,7 @@
 
 Real specs run on the anaconda ``main`` snapshot of August 2018 (index4), the ``r``
 channel and the ``pytorch`` channel. The snapshot is a subset of ``main`` without
-scikit-learn, so the issue's ``scikit-learn matplotlib jupyter`` cannot be solved on it;
+scikit-learn, so the goal's ``scikit-learn matplotlib jupyter`` cannot be solved on it;
 we keep its shape (a heavy, Jupyter-sized closure) with ``matplotlib jupyter scipy``.
 """
 

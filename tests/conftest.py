@@ -1,9 +1,17 @@
-"""Fixtures: a real conda channel over HTTP, and condarchive run as subprocesses."""
+"""Fixtures: a real conda channel over HTTP, and condarchive in two tiers.
+
+The in-process tier (`inprocess`, `api`) runs the app under TestClient in this process,
+on SQLite in a temp dir, with tasks run inline: `make test-fast` runs only that tier.
+The process tier (`embedded`, `client`, `distributed`, `start_service`) runs
+`condarchive serve` and workers as subprocesses; its tests carry the `process` marker,
+added here to every test that uses one of those fixtures, and checked when a service
+starts, so a test that starts one without the marker fails instead of slowing the fast
+tier down.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,17 +19,54 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import service as service_module
 from tests.support.channel_server import ChannelServer
+from tests.support.inprocess import InProcessClient, InProcessService
 from tests.support.packages import build_channel
-from tests.support.service import Service, base_env
+from tests.support.service import (
+    POSTGRES_ADMIN_URL,
+    REDIS_URL,
+    Service,
+    base_env,
+    missing_services,
+)
 from tests.support.testchan import testchan_packages
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REALDATA = SHARED / "realdata"
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 _active_services: list[Service] = []
+
+#: Fixtures that start condarchive as real processes: a test using one is a `process` test.
+PROCESS_FIXTURES = frozenset({"embedded", "client", "distributed"})
+_running: pytest.Item | None = None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):  # type: ignore[no-untyped-def]
+    global _running
+    _running = item
+    yield
+    _running = None
+
+
+def _only_in_process_tests(service: Service) -> None:
+    """Refuse to start `condarchive serve` for a test not marked `process`."""
+    if _running is not None and _running.get_closest_marker("process") is None:
+        pytest.fail(
+            f"{_running.nodeid} starts condarchive as a process but is not marked "
+            "`process`: mark it (pytest.mark.process), or use the in-process fixtures",
+            pytrace=False,
+        )
+
+
+service_module.start_hooks.append(_only_in_process_tests)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -33,17 +78,9 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
             report.sections.append(("condarchive logs", service.logs()[-8000:]))
 
 
-def _reachable(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def require_services() -> None:
     """Distributed tests need Postgres and Redis; CI starts them, so there they must be up."""
-    missing = [
-        name for name, port in (("PostgreSQL", 5432), ("Redis", 6379)) if not _reachable(port)
-    ]
+    missing = missing_services()
     if missing:
         message = f"{' and '.join(missing)} not running on 127.0.0.1"
         if os.environ.get("CI"):
@@ -93,6 +130,24 @@ def embedded(
 @pytest.fixture
 def client(embedded: Service) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=embedded.url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def inprocess(
+    tmp_path_factory: pytest.TempPathFactory, channel_server: ChannelServer
+) -> Iterator[InProcessService]:
+    """The session's in-process service (SQLite, tasks inline, archive off), the
+    counterpart of `embedded`."""
+    service = InProcessService(tmp_path_factory.mktemp("inprocess"), channel_server.url)
+    yield service
+    service.close()
+
+
+@pytest.fixture(scope="session")
+def api(inprocess: InProcessService) -> Iterator[InProcessClient]:
+    """An HTTP client of the in-process service: the counterpart of `client`."""
+    with inprocess.client() as http:
         yield http
 
 

@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import start_service, stop_service
 from tests.support.archive import lab_channel, lock, wait_archive, wait_worker_ready
 from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec
 from tests.support.service import Process
+
+pytestmark = pytest.mark.process  # condarchive runs as real processes
 
 
 def test_beat_runs_verify_periodically(tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec
 from tests.support.service import Service, wait_for_solve
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 
 def submit(client: httpx.Client, channel_url: str, dependencies: list[str]) -> dict:
     body = {"channels": [channel_url], "dependencies": dependencies, "targets": ["linux-64"]}

@@ -32,6 +32,8 @@ from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec
 from tests.support.service import Service
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 #: Real noarch packages (conda-build's test channel) that py-rattler can link.
 REAL_CHANNEL = REALDATA / "conda+conda-build/tests/local-channel/noarch"
 REAL_PACKAGES = ("lib-foo-1.0.0-0.conda", "pkg-small-executable-1.0.0-0.conda")

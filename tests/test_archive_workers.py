@@ -30,6 +30,8 @@ from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec
 from tests.support.service import Process, Service, wait_for_log
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:

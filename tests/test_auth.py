@@ -29,6 +29,8 @@ from tests.support.channel_server import ChannelServer
 from tests.support.packages import build_channel
 from tests.support.service import ROOT, Service, wait_for_solve
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 
 def condarchive(
     service: Service, *args: str, token: str = "", timeout: float = 120

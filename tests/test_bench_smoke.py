@@ -18,7 +18,7 @@ from bench.paths import REALDATA, ROOT
 from bench.sections import SECTIONS
 from bench.stack import missing_services
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.process, pytest.mark.distributed]
 
 #: Sections that use the real channels; without ../shared/realdata they run on the
 #: synthetic channel only and say so. (memory leaves its real case out of every smoke

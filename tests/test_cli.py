@@ -20,6 +20,8 @@ import pytest
 
 from tests.support.service import ROOT, Service, free_port
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 
 @pytest.fixture(scope="module", autouse=True)
 def no_server_errors(embedded: Service) -> Iterator[None]:

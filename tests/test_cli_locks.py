@@ -14,6 +14,8 @@ import pytest
 from tests.support.service import ROOT, Service
 from tests.support.solving import solve_lock
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 
 @pytest.fixture(scope="module")
 def http(embedded: Service) -> Iterator[httpx.Client]:

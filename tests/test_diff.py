@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from app.locks.diff import diff_locks
-from tests.support.service import Service
 from tests.support.solving import solve_lock
 
 
 @pytest.fixture(scope="module")
-def http(embedded: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=embedded.url, timeout=60) as client:
-        yield client
+def http(api: httpx.Client) -> httpx.Client:
+    """The in-process service (tests/support/inprocess.py)."""
+    return api
 
 
 @pytest.fixture(scope="module")

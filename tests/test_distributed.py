@@ -18,7 +18,7 @@ import pytest
 from tests.support.channel_server import ChannelServer
 from tests.support.service import Process, Service, submit_and_wait, wait_for_solve
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.process, pytest.mark.distributed]
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import _active_services
 from tests.support.service import ROOT, Service, base_env, wait_for_solve
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 TABLES = {"solve_jobs", "locks", "lock_targets", "lock_packages", "packages"}
 
 

@@ -25,7 +25,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.service import submit_and_wait
 from tests.support.tcp_proxy import TcpProxy
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.process, pytest.mark.distributed]
 
 
 def test_api_answers_503_while_postgres_is_down_and_recovers_without_restart(

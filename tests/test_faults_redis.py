@@ -26,7 +26,7 @@ from tests.support.faults import (
 from tests.support.redis_server import RedisServer
 from tests.support.service import wait_for_solve
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.process, pytest.mark.distributed]
 
 
 def test_jobs_queued_across_a_redis_restart_all_finish_once(

@@ -30,7 +30,7 @@ from tests.support.faults import (
 from tests.support.redis_server import RedisServer
 from tests.support.service import Process, Service, wait_for_solve
 
-pytestmark = pytest.mark.distributed
+pytestmark = [pytest.mark.process, pytest.mark.distributed]
 
 
 def wait_running(http: httpx.Client, service: Service, job_id: str, attempt: int) -> Process:

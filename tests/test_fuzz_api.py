@@ -21,6 +21,8 @@ import pytest
 from tests.conftest import start_service, stop_service
 from tests.support.service import ROOT, Service
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 #: Generated cases per operation and phase; 34 operations, so about 30 s per database.
 MAX_EXAMPLES = 30
 CHECKS = [

@@ -1,7 +1,8 @@
 """Hostile input, as a table: each case gets its clear 4xx (or a failed job naming the
 problem, when the hostile part is upstream's repodata) and the service keeps serving.
 
-One embedded service, with its own upstream channels on 127.0.0.1:
+One in-process service (tests/support/inprocess.py), with its own upstream channels on
+127.0.0.1:
 
 * `hostchan`: ordinary packages;
 * `travchan`: sharded repodata listing `evil` under the filename `../../evil-1.0-0.conda`;
@@ -24,10 +25,10 @@ import msgpack
 import pytest
 import zstandard
 
-from tests.conftest import start_service, stop_service
 from tests.support.channel_server import ChannelServer
+from tests.support.inprocess import InProcessService, inprocess_service
 from tests.support.packages import PackageSpec, build_channel
-from tests.support.service import Service, wait_for_solve
+from tests.support.service import wait_for_solve
 
 MiB = 1024 * 1024
 
@@ -69,7 +70,7 @@ def tamper_shard(
 
 @dataclass
 class Hostile:
-    service: Service
+    service: InProcessService
     server: ChannelServer
     client: httpx.Client
 
@@ -109,18 +110,20 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
         server.redirects["/proxied/linux-64/repodata.json"] = (
             f"{elsewhere}/hostchan/linux-64/repodata.json"
         )
-        service = start_service(
-            tmp_path_factory.mktemp("hostile"),
-            server.url,
-            max_import_bytes=str(2 * MiB),
-            proxy_channels=f"up={server.channel_url('proxied')}",
-        )
-        with httpx.Client(base_url=service.url, timeout=60) as client:
+        with (
+            inprocess_service(
+                tmp_path_factory.mktemp("hostile"),
+                server.url,
+                archive="auto",  # as `serve`: a redirected package download is refused
+                max_import_bytes=str(2 * MiB),
+                proxy_channels=f"up={server.channel_url('proxied')}",
+            ) as service,
+            service.client() as client,
+        ):
             yield Hostile(service, server, client)
-        # A proxied upstream that misbehaves is a 502 (Bad Gateway), and only that.
-        errors = [e for e in service.server_errors() if "/channels/up/" not in e]
-        assert errors == [], "the service answered 5xx to hostile input"
-        stop_service(service)
+            # A proxied upstream that misbehaves is a 502 (Bad Gateway), and only that.
+            errors = [e for e in service.server_errors() if "/channels/up/" not in e]
+            assert errors == [], "the service answered 5xx to hostile input"
 
 
 # --- the table ---------------------------------------------------------------------------

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
-from tests.support.service import Service
 from tests.support.solving import solve_lock
 
 TARGETS = ["linux-64", "osx-arm64"]
 
 
 @pytest.fixture(scope="module")
-def http(embedded: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=embedded.url, timeout=120) as client:
-        yield client
+def http(api: httpx.Client) -> httpx.Client:
+    """The in-process service (tests/support/inprocess.py)."""
+    return api
 
 
 @pytest.fixture(scope="module")

@@ -59,8 +59,7 @@ def imported_names(path: Path, name: str) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     modules = all_modules()
     return {
-        name: {target for target in imported_names(path, name) if target in modules}
-        - {name}
+        name: {target for target in imported_names(path, name) if target in modules} - {name}
         for name, path in modules.items()
     }
 

@@ -12,11 +12,26 @@ from typing import Any
 import httpx
 import pytest
 
+from app.auth.tokens import create_token
+from app.db.session import session_scope
 from tests.conftest import start_service, stop_service
 from tests.support.channel_server import ChannelServer
+from tests.support.inprocess import inprocess_service
 from tests.support.service import ROOT, Service, wait_for_solve
 
 KiB = 1024
+
+
+TIGHT = {
+    "auth": "token",
+    "max_body_bytes": str(64 * KiB),
+    "max_import_bytes": str(256 * KiB),
+    "max_dependencies": "5",
+    "max_targets": "2",
+    "max_environment_bytes": "2048",
+    "max_yaml_depth": "8",
+    "max_jobs_per_token": "2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +40,7 @@ def tight(
 ) -> Iterator[Service]:
     """Small limits, tokens required, and no worker: accepted solves stay queued."""
     service = start_service(
-        tmp_path_factory.mktemp("limits"),
-        channel_server.url,
-        no_worker=True,
-        auth="token",
-        max_body_bytes=str(64 * KiB),
-        max_import_bytes=str(256 * KiB),
-        max_dependencies="5",
-        max_targets="2",
-        max_environment_bytes="2048",
-        max_yaml_depth="8",
-        max_jobs_per_token="2",
+        tmp_path_factory.mktemp("limits"), channel_server.url, no_worker=True, **TIGHT
     )
     yield service
     assert service.server_errors() == []
@@ -53,10 +58,18 @@ def token_for(service: Service, scope: str = "solve") -> str:
 
 
 @pytest.fixture(scope="module")
-def http(tight: Service) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {token_for(tight, 'admin')}"}
-    with httpx.Client(base_url=tight.url, timeout=30, headers=headers) as client:
-        yield client
+def http(
+    tmp_path_factory: pytest.TempPathFactory, channel_server: ChannelServer
+) -> Iterator[httpx.Client]:
+    """The same small limits in process, with an admin token: every request here is
+    refused before a solve would be queued."""
+    workdir = tmp_path_factory.mktemp("limits-inprocess")
+    with inprocess_service(workdir, channel_server.url, **TIGHT) as service:
+        with session_scope() as session:
+            token = create_token(session, f"limits-{uuid.uuid4().hex[:8]}", "admin")
+        headers = {"Authorization": f"Bearer {token}"}
+        with service.client(headers=headers) as client:
+            yield client
 
 
 def limit_422(response: httpx.Response, setting: str, value: int, loc: list[Any]) -> str:
@@ -147,6 +160,7 @@ def test_environment_size_and_depth(http: httpx.Client, channel_url: str) -> Non
     assert "nested deeper than 8 levels" in message and "line 3" in message
 
 
+@pytest.mark.process
 def test_concurrent_solves_per_token(tight: Service, channel_url: str) -> None:
     """Two solves queued (no worker runs them): a third is 429; an identical one joins its job;
     another token still gets its own."""
@@ -190,6 +204,7 @@ def small_archive(
     stop_service(service)
 
 
+@pytest.mark.process
 def test_archive_bytes_per_lock(small_archive: Service, channel_url: str) -> None:
     with httpx.Client(base_url=small_archive.url, timeout=30) as http:
         response = http.post("/api/v1/solves", json=body(channel_url, ["numlib>=1.26"]))

@@ -8,7 +8,6 @@ are byte-identical on every request and across a restart of the service.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,9 @@ SPEC = ["numlib>=1.20,<2", "pyutil", "torchlike"]
 
 
 @pytest.fixture(scope="module")
-def http(embedded: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=embedded.url, timeout=60) as client:
-        yield client
+def http(api: httpx.Client) -> httpx.Client:
+    """The in-process service (tests/support/inprocess.py)."""
+    return api
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +284,7 @@ def test_renders_are_identical_cacheable_and_conditional(http: httpx.Client, loc
         assert other.status_code == 200
 
 
+@pytest.mark.process
 def test_renders_are_byte_identical_across_a_restart(
     tmp_path: Path, channel_server: ChannelServer, channel_url: str
 ) -> None:

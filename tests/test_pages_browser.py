@@ -23,6 +23,8 @@ import pytest
 from tests.support.service import Service
 from tests.support.solving import solve_lock
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 
 @pytest.fixture(scope="module")
 def chromium() -> str:

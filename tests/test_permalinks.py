@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,8 +12,8 @@ from sqlalchemy.orm import sessionmaker
 
 from app.db.models import Lock
 from app.db.session import make_engine
-from tests.conftest import start_service, stop_service
 from tests.support.channel_server import ChannelServer
+from tests.support.inprocess import InProcessService
 from tests.support.service import Service
 from tests.support.solving import solve_environment, solve_lock
 
@@ -23,9 +22,9 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 
 
 @pytest.fixture(scope="module")
-def http(embedded: Service) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=embedded.url, timeout=60) as client:
-        yield client
+def http(api: httpx.Client) -> httpx.Client:
+    """The in-process service (tests/support/inprocess.py)."""
+    return api
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +32,7 @@ def lock_id(http: httpx.Client, channel_url: str) -> str:
     return solve_lock(http, channel_url, ["torchlike", "pyutil"], ["linux-64", "osx-arm64"])
 
 
-def test_page_shows_the_lock(http: httpx.Client, lock_id: str, embedded: Service) -> None:
+def test_page_shows_the_lock(http: httpx.Client, lock_id: str, inprocess: InProcessService) -> None:
     response = http.get(f"/l/{lock_id}", headers=BROWSER)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -45,7 +44,7 @@ def test_page_shows_the_lock(http: httpx.Client, lock_id: str, embedded: Service
         for package in target["packages"]:
             assert package["sha256"] in page
             assert package["build"] in page
-    permalink = f"{embedded.url}/l/{lock_id}"
+    permalink = f"{inprocess.url}/l/{lock_id}"
     text = html.unescape(page)
     assert f"--file '{permalink}/explicit/linux-64.txt'" in text  # conda
     assert "micromamba create" in page and "pixi install --frozen" in page
@@ -146,7 +145,7 @@ def test_ambiguous_prefix_lists_the_candidates(
 ) -> None:
     """Two ids sharing 8+ hex characters never happen by chance, so they are written into
     the database of a service of their own."""
-    service = start_service(tmp_path, channel_server.url)
+    service = InProcessService(tmp_path, channel_server.url)
     ids = ["abcdef01" + "0" * 56, "abcdef01" + "1" * 56]
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'condarchive.sqlite'}")
     try:
@@ -154,7 +153,7 @@ def test_ambiguous_prefix_lists_the_candidates(
             for lock_id in ids:
                 session.add(Lock(id=lock_id, spec={}, spec_hash="0" * 64, provenance={}))
             session.commit()
-        with httpx.Client(base_url=service.url, timeout=30) as client:
+        with service.client() as client:
             page = client.get("/l/abcdef01", headers=BROWSER)
             assert page.status_code == 300
             for lock_id in ids:
@@ -168,7 +167,7 @@ def test_ambiguous_prefix_lists_the_candidates(
             assert api.status_code == 409 and ids[1] in api.json()["detail"]
     finally:
         engine.dispose()
-        stop_service(service)
+        service.close()
 
 
 # --- finding locks --------------------------------------------------------------------

@@ -31,7 +31,7 @@ from tests.support.archive import wait_archive
 from tests.support.channel_server import ChannelServer
 from tests.support.service import ROOT, Service, base_env, submit_and_wait
 
-pytestmark = [pytest.mark.distributed, pytest.mark.install]
+pytestmark = [pytest.mark.process, pytest.mark.distributed, pytest.mark.install]
 
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
@@ -58,6 +58,15 @@ def dockerfile_pip_install() -> list[str]:
 def compose_commands() -> dict[str, list[str]]:
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     return {name: service["command"] for name, service in services.items() if "command" in service}
+
+
+def worker_healthcheck() -> list[str]:
+    """The compose worker healthcheck's `celery ... -d` command, without the node name."""
+    test = yaml.safe_load(COMPOSE.read_text())["services"]["worker"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL", test
+    words = shlex.split(test[1])
+    assert words[0] == "celery" and words[-2] == "-d", words
+    return words[:-1]
 
 
 def test_dockerfile_and_compose_run_what_this_test_runs() -> None:
@@ -148,20 +157,11 @@ def test_distributed_mode_runs_from_the_production_install(
         workers = [service.add_worker(), service.add_worker()]
         for worker in workers:
             service.wait_for_log(worker, " ready.")
-        # The compose healthcheck's command works from this install too.
+        # The compose worker healthcheck's own command works from this install too, with
+        # the two workers' node names for the container's.
         names = ",".join(f"condarchive-{w.popen.pid}@{socket.gethostname()}" for w in workers)
         ping = subprocess.run(
-            [
-                str(installed / "celery"),
-                "-A",
-                "app.queue.celery_app:celery_app",
-                "inspect",
-                "ping",
-                "--timeout",
-                "10",
-                "-d",
-                names,
-            ],
+            [str(installed / "celery"), *worker_healthcheck()[1:], names],
             env=prod_env,
             cwd=tmp_path,
             capture_output=True,

@@ -24,6 +24,8 @@ from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec, build_package
 from tests.support.service import Service
 
+pytestmark = pytest.mark.process  # condarchive runs as real processes
+
 REAL_ZLIB = (
     REALDATA / "conda+conda/tests/data/conda_format_repo/linux-64/zlib-1.2.11-h7b6447c_3.conda"
 )

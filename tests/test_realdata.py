@@ -24,7 +24,7 @@ from tests.support.channel_server import ChannelServer
 from tests.support.realdata import INDEX4, WrappedChannel, reference_solve, wrap_flat_index
 from tests.support.service import Service, submit_and_wait
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.process, pytest.mark.realdata]
 
 
 @pytest.fixture(scope="module")

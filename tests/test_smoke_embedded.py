@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.support.service import wait_for_solve
+
+pytestmark = pytest.mark.process  # condarchive runs as real processes
 
 
 def test_solve_two_platforms(client: httpx.Client, channel_url: str) -> None:

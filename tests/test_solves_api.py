@@ -1,9 +1,11 @@
-"""The solve API end to end in embedded mode: `condarchive serve` as a subprocess, HTTP
-calls, polling, and the lock read back, against the test channel served over HTTP.
+"""The solve API end to end: HTTP calls, polling, and the lock read back, against the test
+channel served over HTTP.
 
-Most tests share the session's embedded service. Two more are started here for settings
-that must differ: one with a dedupe window of 0 that also allows a loopback port where
-nothing listens, and one with a solve timeout of 2 seconds.
+Most tests share the session's in-process service (tasks run inline, tests/support/
+inprocess.py). Two more are made here for settings that must differ: one with a dedupe
+window of 0 that also allows a loopback port where nothing listens, and one with a solve
+timeout of 2 seconds. The tests that watch a job while a worker runs it need a worker
+beside the API: they use `condarchive serve` as a subprocess (marked `process`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from tests.conftest import start_service, stop_service
 from tests.support import testchan
 from tests.support.channel_server import ChannelServer
 from tests.support.hardchan import write_pigeonhole_channel
+from tests.support.inprocess import InProcessService, inprocess_service
 from tests.support.packages import backdate_index, build_channel
 from tests.support.service import Service, free_port, submit_and_wait, wait_for_solve
 
@@ -69,17 +72,15 @@ def dead_url() -> str:
 @pytest.fixture(scope="module")
 def windowless(
     tmp_path_factory: pytest.TempPathFactory, channel_url: str, dead_url: str
-) -> Iterator[Service]:
+) -> Iterator[InProcessService]:
     """Dedupe window 0; allows only the test channel and the dead loopback port."""
-    service = start_service(
+    with inprocess_service(
         tmp_path_factory.mktemp("windowless"),
         f"{channel_url},{dead_url}",
         dedupe_window="0",
-    )
-    yield service
-    errors = service.server_errors()
-    stop_service(service)
-    assert errors == []
+    ) as service:
+        yield service
+        assert service.server_errors() == []
 
 
 @pytest.fixture(scope="module")
@@ -100,44 +101,61 @@ def impatient(
     assert errors == []
 
 
-@pytest.fixture(scope="module", autouse=True)
-def no_server_errors(embedded: Service) -> Iterator[None]:
-    """Never a 500: the session service answered none during this module."""
-    before = len(embedded.server_errors())
+@pytest.fixture(scope="module")
+def impatient_inprocess(
+    tmp_path_factory: pytest.TempPathFactory, channel_server: ChannelServer
+) -> Iterator[InProcessService]:
+    """`impatient`'s settings in process."""
+    with inprocess_service(
+        tmp_path_factory.mktemp("impatient-inprocess"),
+        channel_server.url,
+        solve_timeout="2",
+        archive="off",
+    ) as service:
+        yield service
+        assert service.server_errors() == []
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Never a 5xx: the session's service (embedded for a process test, in-process
+    otherwise) answered none during the test."""
+    name = "embedded" if "embedded" in request.fixturenames else "inprocess"
+    service: Service | InProcessService = request.getfixturevalue(name)
+    before = len(service.server_errors())
     yield
-    assert embedded.server_errors()[before:] == []
+    assert service.server_errors()[before:] == []
 
 
 @pytest.fixture
 def http_of() -> Iterator[Any]:
     """`http_of(service)`: an HTTP client for one of this module's own services."""
-    clients: list[httpx.Client] = []
+    with ExitStack() as clients:
 
-    def make(service: Service) -> httpx.Client:
-        clients.append(httpx.Client(base_url=service.url, timeout=30))
-        return clients[-1]
+        def make(service: Service | InProcessService) -> httpx.Client:
+            if isinstance(service, InProcessService):
+                return clients.enter_context(service.client())
+            return clients.enter_context(httpx.Client(base_url=service.url, timeout=30))
 
-    yield make
-    for http in clients:
-        http.close()
+        yield make
 
 
 # --- the contract: POST, GET, the lock ------------------------------------------------------
 
 
 def test_post_answers_202_with_id_status_links(
-    client: httpx.Client, embedded: Service, channel_url: str
+    api: httpx.Client, inprocess: InProcessService, channel_url: str
 ) -> None:
-    response = client.post(
+    response = api.post(
         "/api/v1/solves",
         json={"channels": [channel_url], "dependencies": ["libfoo"], "targets": [unique_target()]},
     )
     assert response.status_code == 202, response.text
     job = response.json()
     assert job["status"] in ("queued", "running", "succeeded")
-    assert job["links"]["self"] == f"{embedded.url}/api/v1/solves/{job['id']}"
+    assert job["links"]["self"] == f"{inprocess.url}/api/v1/solves/{job['id']}"
     assert response.headers["location"] == f"/api/v1/solves/{job['id']}"
-    done = wait_for_solve(client, job["id"])
+    done = wait_for_solve(api, job["id"])
     assert done["status"] == "succeeded" and done["stage"] == "done"
     assert set(done["progress"].values()) == {"done"}
     assert done["links"]["lock"].endswith(f"/api/v1/locks/{done['lock_id']}")
@@ -145,17 +163,17 @@ def test_post_answers_202_with_id_status_links(
 
 
 def test_lock_has_every_field_of_the_contract(
-    client: httpx.Client, channel_url: str, channel_server: ChannelServer
+    api: httpx.Client, channel_url: str, channel_server: ChannelServer
 ) -> None:
     job = submit_and_wait(
-        client,
+        api,
         {
             "channels": [channel_url],
             "dependencies": ["numlib>=1.20,<2", "pyutil", "tzdata-lite", "torchlike"],
             "targets": ["linux-64", "osx-arm64"],
         },
     )
-    lock = get_lock(client, job)
+    lock = get_lock(api, job)
     assert {"id", "created_at", "spec", "targets", "provenance"} <= set(lock)
     assert lock["id"] == job["lock_id"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lock["created_at"])
@@ -220,11 +238,11 @@ def test_lock_has_every_field_of_the_contract(
 
 
 def test_lock_id_is_the_documented_hash_and_the_same_for_the_same_result(
-    client: httpx.Client, channel_url: str
+    api: httpx.Client, channel_url: str
 ) -> None:
     name = f"same-{uuid.uuid4().hex[:8]}"
     first = submit_and_wait(
-        client,
+        api,
         {
             "channels": [channel_url],
             "dependencies": ["numlib>=1.20,<2", "pyutil"],
@@ -232,7 +250,7 @@ def test_lock_id_is_the_documented_hash_and_the_same_for_the_same_result(
         },
     )
     second = submit_and_wait(
-        client,
+        api,
         {
             "environment": (
                 f"name: different\nchannels:\n  - {channel_url}/\n"
@@ -243,7 +261,7 @@ def test_lock_id_is_the_documented_hash_and_the_same_for_the_same_result(
     )
     assert first["id"] != second["id"] and first["spec_hash"] != second["spec_hash"]
     assert first["lock_id"] == second["lock_id"]
-    lock = get_lock(client, first)
+    lock = get_lock(api, first)
     canonical = {
         "version": 1,
         "targets": {
@@ -267,25 +285,25 @@ def test_lock_id_is_the_documented_hash_and_the_same_for_the_same_result(
     assert lock["spec"]["submitted"]["dependencies"] == ["numlib>=1.20,<2", "pyutil"]
 
 
-def test_channel_named_in_a_spec_is_used(client: httpx.Client, channel_url: str) -> None:
+def test_channel_named_in_a_spec_is_used(api: httpx.Client, channel_url: str) -> None:
     """`URL::name` adds the channel (after the allowlist check) and pins the package to it."""
     job = submit_and_wait(
-        client,
+        api,
         {"dependencies": [f"{channel_url}::numlib 1.26.*"], "targets": ["osx-arm64"]},
     )
-    lock = get_lock(client, job)
+    lock = get_lock(api, job)
     assert lock["spec"]["channels"] == [channel_url]
     numlib = packages_of(lock, "osx-arm64")["numlib"]
     assert (numlib["version"], numlib["channel"]) == ("1.26.4", channel_url)
 
 
 def test_sharded_repodata_and_the_shared_cache_are_used(
-    client: httpx.Client, embedded: Service, channel_url: str, channel_server: ChannelServer
+    api: httpx.Client, inprocess: InProcessService, channel_url: str, channel_server: ChannelServer
 ) -> None:
     """The test channel offers CEP-16 shards, so the worker's Gateway fetches those (not
     the whole repodata.json), into the on-disk cache in the data directory."""
     job = submit_and_wait(
-        client,
+        api,
         {
             "channels": [channel_url],
             "dependencies": ["pyutil"],
@@ -293,41 +311,39 @@ def test_sharded_repodata_and_the_shared_cache_are_used(
             "channel_priority": "flexible",
         },
     )
-    assert get_lock(client, job)["provenance"]["channel_priority"] == "flexible"
+    assert get_lock(api, job)["provenance"]["channel_priority"] == "flexible"
     gets = {path for method, path in channel_server.requests if method == "GET"}
     assert "/testchan/noarch/repodata_shards.msgpack.zst" in gets
     assert any(path.startswith("/testchan/noarch/shards/") for path in gets)
     assert "/testchan/noarch/repodata.json" not in gets
-    cache = Path(embedded.env["CONDARCHIVE_DATA_DIR"]) / "repodata-cache"
+    cache = Path(inprocess.env["CONDARCHIVE_DATA_DIR"]) / "repodata-cache"
     assert any(path.is_file() for path in cache.rglob("*"))
 
 
 def test_zstd_repodata_is_used_without_shards(
-    client: httpx.Client, channel_server: ChannelServer
+    api: httpx.Client, channel_server: ChannelServer
 ) -> None:
     """A channel with repodata.json.zst but no shards: the Gateway fetches the .zst."""
     name = f"zst-{uuid.uuid4().hex[:8]}"
     libfoo = [spec for spec in testchan.testchan_packages() if spec.name == "libfoo"]
     build_channel(channel_server.root / name, libfoo, shards=False)
     job = submit_and_wait(
-        client,
+        api,
         {
             "channels": [channel_server.channel_url(name)],
             "dependencies": ["libfoo"],
             "targets": ["linux-64"],
         },
     )
-    assert packages_of(get_lock(client, job), "linux-64")["libfoo"]["version"] == "1.1"
+    assert packages_of(get_lock(api, job), "linux-64")["libfoo"]["version"] == "1.1"
     gets = {path for method, path in channel_server.requests if method == "GET"}
     assert f"/{name}/linux-64/repodata.json.zst" in gets
     assert f"/{name}/linux-64/repodata.json" not in gets
 
 
-def test_environment_platforms_are_the_default_targets(
-    client: httpx.Client, channel_url: str
-) -> None:
+def test_environment_platforms_are_the_default_targets(api: httpx.Client, channel_url: str) -> None:
     job = submit_and_wait(
-        client,
+        api,
         {
             "environment": (
                 f"channels: [{channel_url}]\ndependencies: [pyutil]\n"
@@ -335,10 +351,10 @@ def test_environment_platforms_are_the_default_targets(
             )
         },
     )
-    assert set(get_lock(client, job)["targets"]) == {"linux-64", "osx-arm64"}
+    assert set(get_lock(api, job)["targets"]) == {"linux-64", "osx-arm64"}
 
 
-def test_unknown_solve_and_lock_are_404_json(client: httpx.Client) -> None:
+def test_unknown_solve_and_lock_are_404_json(api: httpx.Client) -> None:
     for path in (
         "/api/v1/solves/nope",
         f"/api/v1/solves/{'0' * 32}",
@@ -347,7 +363,7 @@ def test_unknown_solve_and_lock_are_404_json(client: httpx.Client) -> None:
         "/api/v1/locks/x",
         "/api/v1/locks/%00",
     ):
-        response = client.get(path)
+        response = api.get(path)
         assert response.status_code == 404, (path, response.text)
         assert response.headers["content-type"] == "application/json"
         assert "detail" in response.json()
@@ -356,10 +372,10 @@ def test_unknown_solve_and_lock_are_404_json(client: httpx.Client) -> None:
 # --- the CUDA rule --------------------------------------------------------------------------
 
 
-def test_cuda_rule(client: httpx.Client, channel_url: str) -> None:
+def test_cuda_rule(api: httpx.Client, channel_url: str) -> None:
     """A __cuda target gets the build the channel ranks first; others never a CUDA build."""
     job = submit_and_wait(
-        client,
+        api,
         {
             "channels": [channel_url],
             "dependencies": ["torchlike", "fftlike"],
@@ -376,7 +392,7 @@ def test_cuda_rule(client: httpx.Client, channel_url: str) -> None:
             ],
         },
     )
-    lock = get_lock(client, job)
+    lock = get_lock(api, job)
     builds = {
         name: {p: packages_of(lock, name)[p]["build"] for p in ("torchlike", "fftlike")}
         for name in lock["targets"]
@@ -402,11 +418,11 @@ def test_cuda_rule(client: httpx.Client, channel_url: str) -> None:
 
 
 def test_cuda_build_is_never_forced_onto_a_target_without_cuda(
-    client: httpx.Client, channel_url: str
+    api: httpx.Client, channel_url: str
 ) -> None:
     for spec in ("torchlike=*=cuda*", "fftlike * cuda*"):
         job = submit_and_wait(
-            client, {"channels": [channel_url], "dependencies": [spec], "targets": ["linux-64"]}
+            api, {"channels": [channel_url], "dependencies": [spec], "targets": ["linux-64"]}
         )
         error = failed_with(job, "unsatisfiable")
         assert CUDA in error["detail"]["explanation"], error
@@ -428,29 +444,27 @@ def dated_channel_url(channel_server: ChannelServer) -> str:
     return channel_server.channel_url(name)
 
 
-def test_exclude_newer(client: httpx.Client, dated_channel_url: str) -> None:
+def test_exclude_newer(api: httpx.Client, dated_channel_url: str) -> None:
     body = {"channels": [dated_channel_url], "dependencies": ["timely"], "targets": ["linux-64"]}
-    old = submit_and_wait(client, {**body, "exclude_newer": "2021-01-01T00:00:00Z"})
-    new = submit_and_wait(client, body)
-    assert packages_of(get_lock(client, old), "linux-64")["timely"]["version"] == "1.0"
-    assert packages_of(get_lock(client, new), "linux-64")["timely"]["version"] == "2.0"
-    assert get_lock(client, old)["provenance"]["exclude_newer"] == "2021-01-01T00:00:00Z"
+    old = submit_and_wait(api, {**body, "exclude_newer": "2021-01-01T00:00:00Z"})
+    new = submit_and_wait(api, body)
+    assert packages_of(get_lock(api, old), "linux-64")["timely"]["version"] == "1.0"
+    assert packages_of(get_lock(api, new), "linux-64")["timely"]["version"] == "2.0"
+    assert get_lock(api, old)["provenance"]["exclude_newer"] == "2021-01-01T00:00:00Z"
     # The same instant in another zone is the same request.
-    again = client.post(
-        "/api/v1/solves", json={**body, "exclude_newer": "2021-01-01T01:00:00+01:00"}
-    )
+    again = api.post("/api/v1/solves", json={**body, "exclude_newer": "2021-01-01T01:00:00+01:00"})
     assert again.status_code == 200 and again.json()["id"] == old["id"]
     # Before either existed: nothing to install, and the solver says why.
-    none = submit_and_wait(client, {**body, "exclude_newer": "2019-01-01T00:00:00Z"})
+    none = submit_and_wait(api, {**body, "exclude_newer": "2019-01-01T00:00:00Z"})
     assert "cutoff" in failed_with(none, "unsatisfiable")["detail"]["explanation"]
 
 
 # --- errors ---------------------------------------------------------------------------------
 
 
-def test_unsatisfiable_names_the_conflicting_specs(client: httpx.Client, channel_url: str) -> None:
+def test_unsatisfiable_names_the_conflicting_specs(api: httpx.Client, channel_url: str) -> None:
     job = submit_and_wait(
-        client,
+        api,
         {
             "channels": [channel_url],
             "dependencies": ["numlib 1.20.*", "numlib>=2"],
@@ -463,7 +477,7 @@ def test_unsatisfiable_names_the_conflicting_specs(client: httpx.Client, channel
     assert error["message"].startswith("target linux-64: ")
 
     job = submit_and_wait(
-        client,
+        api,
         {"channels": [channel_url], "dependencies": ["conflict-a"], "targets": ["osx-arm64"]},
     )
     error = failed_with(job, "unsatisfiable")
@@ -472,9 +486,9 @@ def test_unsatisfiable_names_the_conflicting_specs(client: httpx.Client, channel
     assert error["detail"]["target"] == "osx-arm64"
 
 
-def test_unsatisfiable_on_one_target_fails_the_job(client: httpx.Client, channel_url: str) -> None:
+def test_unsatisfiable_on_one_target_fails_the_job(api: httpx.Client, channel_url: str) -> None:
     job = submit_and_wait(
-        client,
+        api,
         {
             "channels": [channel_url],
             "dependencies": ["linuxonly"],
@@ -487,18 +501,18 @@ def test_unsatisfiable_on_one_target_fails_the_job(client: httpx.Client, channel
     assert job["progress"]["osx-arm64"] == "failed"
 
 
-def test_not_a_conda_channel(client: httpx.Client, channel_server: ChannelServer) -> None:
+def test_not_a_conda_channel(api: httpx.Client, channel_server: ChannelServer) -> None:
     url = f"{channel_server.url}/not-a-channel"
     # No targets: the three defaults share one Gateway, so two of them only see "a
     # coalesced request failed"; the job must report the one that carries the cause.
-    job = submit_and_wait(client, {"channels": [url], "dependencies": ["numlib"]})
+    job = submit_and_wait(api, {"channels": [url], "dependencies": ["numlib"]})
     error = failed_with(job, "channel")
     assert url in error["message"] and "404" in error["message"], error
     assert error["detail"]["status"] == 404
     assert error["detail"]["url"].startswith(url)
 
 
-def test_channel_unreachable(http_of: Any, windowless: Service, dead_url: str) -> None:
+def test_channel_unreachable(http_of: Any, windowless: InProcessService, dead_url: str) -> None:
     http = http_of(windowless)
     job = submit_and_wait(
         http,
@@ -510,11 +524,13 @@ def test_channel_unreachable(http_of: Any, windowless: Service, dead_url: str) -
     assert error["detail"]["url"].startswith(f"{dead_url}/chan")
 
 
-def test_solver_timeout(http_of: Any, impatient: Service, channel_server: ChannelServer) -> None:
+def test_solver_timeout(
+    http_of: Any, impatient_inprocess: InProcessService, channel_server: ChannelServer
+) -> None:
     """A solve that cannot finish in CONDARCHIVE_SOLVE_TIMEOUT (2 s) fails as `timeout`."""
     name = f"pigeonhole-{uuid.uuid4().hex[:8]}"
     specs = write_pigeonhole_channel(channel_server.root / name)
-    http = http_of(impatient)
+    http = http_of(impatient_inprocess)
     job = submit_and_wait(
         http,
         {"channels": [channel_server.channel_url(name)], "dependencies": specs},
@@ -554,6 +570,7 @@ def post_two_targets(http: httpx.Client, channel: str) -> str:
     return response.json()["id"]
 
 
+@pytest.mark.process
 def test_repodata_fetch_timeout_and_progress(
     http_of: Any, impatient: Service, channel_server: ChannelServer
 ) -> None:
@@ -615,11 +632,11 @@ def test_progress_shows_a_finished_target_while_another_still_solves(
     ],
 )
 def test_input_errors_are_422_at_post(
-    client: httpx.Client, channel_url: str, body: dict[str, Any], loc: list[Any]
+    api: httpx.Client, channel_url: str, body: dict[str, Any], loc: list[Any]
 ) -> None:
     if "environment" not in body:
         body = {"channels": [channel_url], "dependencies": ["numlib"], **body}
-    response = client.post("/api/v1/solves", json=body)
+    response = api.post("/api/v1/solves", json=body)
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == loc
 
@@ -636,18 +653,18 @@ def test_input_errors_are_422_at_post(
     ],
 )
 def test_odd_but_valid_input_ends_cleanly(
-    client: httpx.Client, channel_url: str, extra: dict[str, Any]
+    api: httpx.Client, channel_url: str, extra: dict[str, Any]
 ) -> None:
     """Accepted input ends as succeeded or as a failure the user can act on, never `internal`."""
     body = {"channels": [channel_url], "dependencies": ["numlib"], "targets": ["linux-64"]}
-    job = submit_and_wait(client, {**body, **extra})
+    job = submit_and_wait(api, {**body, **extra})
     assert job["status"] == "succeeded" or job["error"]["kind"] == "unsatisfiable", job
 
 
 # --- dedupe ---------------------------------------------------------------------------------
 
 
-def jobs_in_sqlite(service: Service, request_hash: str) -> list[tuple[str, int]]:
+def jobs_in_sqlite(service: Service | InProcessService, request_hash: str) -> list[tuple[str, int]]:
     path = Path(service.env["CONDARCHIVE_DATA_DIR"]) / "condarchive.sqlite"
     with sqlite3.connect(path) as db:
         return db.execute(
@@ -655,12 +672,15 @@ def jobs_in_sqlite(service: Service, request_hash: str) -> list[tuple[str, int]]
         ).fetchall()
 
 
-def concurrent_posts(url: str, body: dict[str, Any], n: int = 8) -> list[httpx.Response]:
+def concurrent_posts(
+    service: InProcessService, body: dict[str, Any], n: int = 8
+) -> list[httpx.Response]:
+    """`n` identical POSTs at once, each from its own client (and event loop thread)."""
     barrier = threading.Barrier(n)
     responses: list[httpx.Response | BaseException] = [RuntimeError("not run")] * n
 
     def post(i: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with service.client() as http:
             barrier.wait()
             try:
                 responses[i] = http.post("/api/v1/solves", json=body)
@@ -678,42 +698,42 @@ def concurrent_posts(url: str, body: dict[str, Any], n: int = 8) -> list[httpx.R
 
 
 def test_concurrent_identical_posts_make_one_job(
-    client: httpx.Client, embedded: Service, channel_url: str
+    api: httpx.Client, inprocess: InProcessService, channel_url: str
 ) -> None:
     body = {
         "channels": [channel_url],
         "dependencies": ["numlib", "pyutil"],
         "targets": [unique_target(), unique_target("osx-arm64")],
     }
-    responses = concurrent_posts(embedded.url, body)
+    responses = concurrent_posts(inprocess, body)
     assert {r.status_code for r in responses} <= {200, 202}
     assert [r.status_code for r in responses].count(202) >= 1
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == 1
     (job_id,) = ids
-    job = wait_for_solve(client, job_id)
+    job = wait_for_solve(api, job_id)
     assert job["status"] == "succeeded"
     # One row, claimed once: one solve.
-    assert jobs_in_sqlite(embedded, job["request_hash"]) == [(job_id, 1)]
+    assert jobs_in_sqlite(inprocess, job["request_hash"]) == [(job_id, 1)]
 
-    again = client.post("/api/v1/solves", json=body)
+    again = api.post("/api/v1/solves", json=body)
     assert again.status_code == 200
     assert again.json()["id"] == job_id and again.json()["status"] == "succeeded"
     assert again.json()["lock_id"] == job["lock_id"]
-    assert jobs_in_sqlite(embedded, job["request_hash"]) == [(job_id, 1)]
+    assert jobs_in_sqlite(inprocess, job["request_hash"]) == [(job_id, 1)]
 
 
-def test_failed_solve_is_not_reused(client: httpx.Client, channel_url: str) -> None:
+def test_failed_solve_is_not_reused(api: httpx.Client, channel_url: str) -> None:
     body = {"channels": [channel_url], "dependencies": ["conflict-a"], "targets": [unique_target()]}
-    first = submit_and_wait(client, body)
+    first = submit_and_wait(api, body)
     assert first["status"] == "failed"
-    retry = client.post("/api/v1/solves", json=body)
+    retry = api.post("/api/v1/solves", json=body)
     assert retry.status_code == 202 and retry.json()["id"] != first["id"]
-    wait_for_solve(client, retry.json()["id"])
+    wait_for_solve(api, retry.json()["id"])
 
 
 def test_dedupe_window_zero_solves_again(
-    http_of: Any, windowless: Service, channel_url: str
+    http_of: Any, windowless: InProcessService, channel_url: str
 ) -> None:
     http = http_of(windowless)
     body = {"channels": [channel_url], "dependencies": ["numlib"], "targets": ["linux-64"]}

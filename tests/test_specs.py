@@ -2,7 +2,7 @@
 
 The parsing modules are checked directly over tables of real-world input, and every
 refusal is checked again over HTTP against the running service (422 whose `detail`
-names the spec, the line or the field).
+names the spec, the line or the field), in process (tests/support/inprocess.py).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import httpx
 import pytest
 
 from app.config import DEFAULT_ALLOWED_CHANNELS
+from app.core.canonical import format_time
 from app.core.channels import ChannelError, is_allowed, resolve_allowed_channel
-from app.core.specs import SolveRequest, build_spec, format_time, parse_environment_yaml
+from app.core.specs import SolveRequest, build_spec, parse_environment_yaml
 from app.core.targets import DEFAULT_VIRTUAL_PACKAGES, PLATFORMS, Target, parse_targets
 from app.errors import InputError
-from tests.support.service import Service
+from tests.support.inprocess import InProcessService
 
 ALIAS = "https://conda.anaconda.org"
 DEFAULT_ALLOWED = [entry for entry in DEFAULT_ALLOWED_CHANNELS.split(",") if entry]
@@ -429,9 +430,10 @@ def test_channel_inside_a_spec_is_checked_too(dependency: str) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def no_server_errors(embedded: Service) -> Iterator[None]:
+def no_server_errors(inprocess: InProcessService) -> Iterator[None]:
+    before = len(inprocess.server_errors())
     yield
-    assert embedded.server_errors() == []
+    assert inprocess.server_errors()[before:] == []
 
 
 def refused(client: httpx.Client, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -450,21 +452,21 @@ def env_body(channel_url: str, *dependency_lines: str, extra: str = "") -> dict[
     }
 
 
-def test_http_bad_spec_in_environment_names_line(client: httpx.Client, channel_url: str) -> None:
-    (item,) = refused(client, env_body(channel_url, "numlib", "libfoo", "'numlib >>1'"))
+def test_http_bad_spec_in_environment_names_line(api: httpx.Client, channel_url: str) -> None:
+    (item,) = refused(api, env_body(channel_url, "numlib", "libfoo", "'numlib >>1'"))
     assert item["loc"] == ["body", "environment", "dependencies", 2]
     assert "line 7" in item["msg"] and "numlib >>1" in item["msg"]
 
 
-def test_http_bad_spec_in_list_names_spec(client: httpx.Client, channel_url: str) -> None:
+def test_http_bad_spec_in_list_names_spec(api: httpx.Client, channel_url: str) -> None:
     body = {"channels": [channel_url], "dependencies": ["numlib", "numlib=<1"]}
-    (item,) = refused(client, {**body, "targets": ["linux-64"]})
+    (item,) = refused(api, {**body, "targets": ["linux-64"]})
     assert item["loc"] == ["body", "dependencies", 1]
     assert "numlib=<1" in item["msg"] and item["input"] == "numlib=<1"
 
 
-def test_http_invalid_yaml_names_line(client: httpx.Client) -> None:
-    (item,) = refused(client, {"environment": "channels: [a\ndependencies:\n  - numlib\n"})
+def test_http_invalid_yaml_names_line(api: httpx.Client) -> None:
+    (item,) = refused(api, {"environment": "channels: [a\ndependencies:\n  - numlib\n"})
     assert item["loc"] == ["body", "environment"]
     assert "not valid YAML at line" in item["msg"]
 
@@ -473,13 +475,13 @@ def test_http_invalid_yaml_names_line(client: httpx.Client) -> None:
     "environment",
     ["just a string", "- a\n- list\n", "channels: []\n", "dependencies: numlib\n"],
 )
-def test_http_environment_of_wrong_shape(client: httpx.Client, environment: str) -> None:
-    (item,) = refused(client, {"environment": environment})
+def test_http_environment_of_wrong_shape(api: httpx.Client, environment: str) -> None:
+    (item,) = refused(api, {"environment": environment})
     assert item["loc"][:2] == ["body", "environment"]
 
 
-def test_http_pip_section_refused(client: httpx.Client, channel_url: str) -> None:
-    (item,) = refused(client, env_body(channel_url, "numlib", "pip:\n    - requests"))
+def test_http_pip_section_refused(api: httpx.Client, channel_url: str) -> None:
+    (item,) = refused(api, env_body(channel_url, "numlib", "pip:\n    - requests"))
     assert item["loc"] == ["body", "environment", "dependencies", 1]
     assert "pip" in item["msg"] and "line 6" in item["msg"]
 
@@ -500,10 +502,10 @@ def test_http_pip_section_refused(client: httpx.Client, channel_url: str) -> Non
     ],
 )
 def test_http_bad_targets(
-    client: httpx.Client, channel_url: str, targets: list[Any], loc: list[Any], needle: str
+    api: httpx.Client, channel_url: str, targets: list[Any], loc: list[Any], needle: str
 ) -> None:
     body = {"channels": [channel_url], "dependencies": ["numlib"], "targets": targets}
-    (item,) = refused(client, body)
+    (item,) = refused(api, body)
     assert item["loc"] == loc and needle in item["msg"]
 
 
@@ -523,13 +525,13 @@ def test_http_bad_targets(
         {"dependencies": ["numlib"], "surprise": True},
     ],
 )
-def test_http_malformed_body_fields(client: httpx.Client, body: dict[str, Any]) -> None:
-    for item in refused(client, body):
+def test_http_malformed_body_fields(api: httpx.Client, body: dict[str, Any]) -> None:
+    for item in refused(api, body):
         assert item["loc"][0] == "body"
 
 
-def test_http_not_json(client: httpx.Client) -> None:
-    response = client.post(
+def test_http_not_json(api: httpx.Client) -> None:
+    response = api.post(
         "/api/v1/solves", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 422 and response.json()["detail"]
@@ -549,26 +551,24 @@ def test_http_not_json(client: httpx.Client) -> None:
     ],
 )
 def test_http_channel_allowlist(
-    client: httpx.Client, embedded: Service, channel: str, needle: str
+    api: httpx.Client, inprocess: InProcessService, channel: str, needle: str
 ) -> None:
-    server = embedded.env["CONDARCHIVE_ALLOWED_CHANNELS"]
+    server = inprocess.env["CONDARCHIVE_ALLOWED_CHANNELS"]
     channel = channel.format(server=server, port=server.rsplit(":", 1)[1])
-    (item,) = refused(client, {"channels": [channel], "dependencies": ["numlib"]})
+    (item,) = refused(api, {"channels": [channel], "dependencies": ["numlib"]})
     assert item["loc"] == ["body", "channels", 0]
     assert needle in item["msg"]
     if "%2e" in channel:
         return  # inside a spec, py-rattler resolves the dots first, and checks what it fetches
     (item,) = refused(
-        client, {"channels": [f"{server}/testchan"], "dependencies": [f"{channel}::numlib"]}
+        api, {"channels": [f"{server}/testchan"], "dependencies": [f"{channel}::numlib"]}
     )
     assert item["loc"] == ["body", "dependencies", 0]
 
 
-def test_http_same_spec_hash_for_equivalent_requests(
-    client: httpx.Client, channel_url: str
-) -> None:
+def test_http_same_spec_hash_for_equivalent_requests(api: httpx.Client, channel_url: str) -> None:
     """Checked through the service: the spec_hash it reports is equal for equivalent specs."""
-    a = client.post(
+    a = api.post(
         "/api/v1/solves",
         json={
             "channels": [channel_url],
@@ -576,7 +576,7 @@ def test_http_same_spec_hash_for_equivalent_requests(
             "targets": ["osx-arm64"],
         },
     )
-    b = client.post(
+    b = api.post(
         "/api/v1/solves",
         json={
             "environment": (

@@ -40,6 +40,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.service import wait_for_solve
 
 
+@pytest.mark.process
 @pytest.mark.distributed
 def test_job_posted_while_the_broker_is_down_is_kept_and_finished(
     tmp_path: Path,

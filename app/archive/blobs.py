@@ -89,7 +89,7 @@ class BlobWriter:
     With `md5_from` (a record's md5, given only when the record also has a sha256), md5 is
     not computed: the sha256 check identifies the bytes, and the record's md5 is theirs.
     That is how conda and mamba verify a download (sha256 where the record has one), and
-    md5 costs two to five times what sha256 does on CPUs with SHA extensions.
+    md5 costs more than sha256 does on CPUs with SHA extensions.
     `condarchive verify` re-hashes stored blobs with both. `restart()` empties the file
     when a server ignores a Range request and sends the file from the start again.
     """

@@ -71,9 +71,9 @@ def read_large_chunks(read_bytes: int = READ_BYTES) -> None:
     """Let httpcore read up to `read_bytes` from a socket at once, in this process.
 
     httpcore reads 64 KiB at a time, and each read travels through h11, anyio and
-    httpx's stream in Python: on a loopback mirror of 100 MB packages that was a quarter
-    of an archive run. A read returns what the socket holds and never waits for more, so
-    a larger limit only means fewer trips when data is plentiful. httpcore has no
+    httpx's stream in Python: on a fast mirror of large packages those trips take a large
+    share of an archive run. A read returns what the socket holds and never waits for
+    more, so a larger limit only means fewer trips when data is plentiful. httpcore has no
     per-client setting, so this sets its class attribute (public, and process-wide: the
     archive worker and the pull-through proxy call it as they make the client that
     fetches package files; any other httpx request in those processes reads the same

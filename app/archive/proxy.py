@@ -33,11 +33,13 @@ import rattler
 from starlette.concurrency import run_in_threadpool
 
 from app.archive.blobs import BlobInfo, BlobStore, Expected
-from app.archive.repodata import compress, empty_repodata, encode, etag_of, merge_archived
-from app.archive.state import archive_fingerprint, archived_packages, channel_name, find_archived
+from app.archive.naming import channel_name
+from app.archive.repodata import compress, empty_repodata, encode, merge_archived
 from app.archive.state import record_proxied as record_proxied_package
+from app.archive.views import archive_fingerprint, archived_packages, archived_sha256
 from app.config import Settings
 from app.core.egress import guard_hooks
+from app.core.etag import etag_of
 from app.core.filenames import is_package_filename
 from app.core.tls import ssl_context
 from app.db.session import session_scope
@@ -295,11 +297,6 @@ class Proxy:
 
     # --- packages ---------------------------------------------------------------------------
 
-    def _archived_sha256(self, cname: str, subdir: str, filename: str) -> str | None:
-        with session_scope() as session:
-            found = find_archived(session, cname, subdir, filename)
-            return found[0].blob_sha256 if found else None
-
     def _lookup(self, copy: UpstreamCopy, subdir: str, filename: str) -> dict[str, Any] | None:
         """The upstream record of `filename`, read lazily from the on-disk copy."""
         if copy.status != 200:
@@ -326,11 +323,11 @@ class Proxy:
         if not is_package_filename(filename):
             raise ProxyError(404, f"{filename!r} is not a conda package filename")
         cname = channel_name(self.channels[name])
-        sha256 = await run_in_threadpool(self._archived_sha256, cname, subdir, filename)
+        sha256 = await run_in_threadpool(archived_sha256, cname, subdir, filename)
         if sha256:
             return sha256
         async with self._lock("package", name, subdir, filename):
-            sha256 = await run_in_threadpool(self._archived_sha256, cname, subdir, filename)
+            sha256 = await run_in_threadpool(archived_sha256, cname, subdir, filename)
             if sha256:
                 return sha256
             copy = await self.upstream(name, subdir)

@@ -8,7 +8,6 @@ canonical JSON (sorted keys, no whitespace), so equal listings give equal bytes 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -71,8 +70,3 @@ def encode(doc: dict[str, Any]) -> bytes:
 
 def compress(body: bytes) -> bytes:
     return zstandard.ZstdCompressor(level=10).compress(body)
-
-
-def etag_of(body: bytes) -> str:
-    """A strong ETag: the sha256 of the exact bytes sent."""
-    return '"' + hashlib.sha256(body).hexdigest() + '"'

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.archive.blobs import BlobStore
+from app.core.canonical import format_time
 from app.core.egress import guard_hooks
-from app.core.specs import format_time
 from app.core.tls import ssl_context
 from app.db.models import ArchiveEntry, Blob, LockPackage, PackageFile, VerifyReport
 

@@ -1,10 +1,10 @@
 """Write-behind for downloads: each download's disk writes and hashing on a thread of its own.
 
 Every concurrent download's socket is read on one event loop. If that loop also hashed
-each chunk (sha256 and md5, about 0.2 s per 100 MB on this project's machines, md5 the
-larger part) and fsynced each finished blob, the downloads would take turns waiting on
-each other's hashing. hashlib and file I/O release the GIL, so a thread per download
-lets that work run on another core while the loop keeps reading.
+each chunk (sha256 and md5, md5 the larger part) and fsynced each finished blob, the
+downloads would take turns waiting on each other's hashing. hashlib and file I/O release
+the GIL, so a thread per download lets that work run on another core while the loop keeps
+reading.
 
 Chunks are batched into 1 MiB hand-offs (a thread hop per 64 KiB socket read would cost
 more than it saves), and at most `max_pending` hand-offs wait for the thread: a slow disk

@@ -1,7 +1,7 @@
 """Start the kernel writing a file's dirty pages early, without waiting for it.
 
 A blob is fsynced before it is renamed into the store. Left alone, the kernel holds a
-100 MB download's pages in memory and the fsync then waits for all of them at once,
+large download's pages in memory and the fsync then waits for all of them at once,
 after the last byte arrived. ``sync_file_range(SYNC_FILE_RANGE_WRITE)`` queues the
 writeback of what is already written while the rest downloads, so the final fsync only
 waits for the tail. It is Linux-only and has no Python binding, hence ctypes; elsewhere

@@ -1,4 +1,4 @@
-"""`condarchive install`, `verify` and `beat`: restore environments from the archive, and check it.
+"""`condarchive install` and `verify`: restore environments from the archive, and check it.
 
 `install` reads the lock and its archive status from the server, takes each package's
 record from the archive channel's repodata (what any conda client would see), checks it
@@ -6,15 +6,10 @@ against the lock's hashes, and links the environment with py-rattler, which veri
 download's sha256. It needs nothing from upstream, so it works after upstream removed a
 package. `verify` runs against the database and blob store directly (like `db upgrade`);
 it exits 1 when a blob is corrupt or missing (and, with --fail-on-drift, when upstream
-removed or changed an archived package).
+removed or changed an archived package). `condarchive beat` (app/cli/service.py) runs
+`verify` periodically.
 
-Periodic checks: run `condarchive beat` next to at least one `condarchive worker`, with the
-same CONDARCHIVE_* settings (it is `celery -A app.queue.celery_app:celery_app beat`, its
-schedule file in the data directory). It sends `verify` every CONDARCHIVE_VERIFY_INTERVAL
-seconds (default a day; reports at GET /api/v1/archive/verify) and re-sends lock archives
-whose queue message was lost. Run exactly one beat per deployment.
-
-Exit codes as in app/cli/__init__.py: 0 done, 1 failed, 2 usage.
+Exit codes as in app/cli/common.py: 0 done, 1 failed, 2 usage.
 """
 
 from __future__ import annotations
@@ -27,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from app.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_server_argument, fail, server_url
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -36,9 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     install.add_argument("lock_id", help="the lock id")
     install.add_argument("-t", "--target", help="target name (default: the lock's only target)")
     install.add_argument("-p", "--prefix", required=True, help="environment directory to create")
-    install.add_argument(
-        "--server", help="condarchive URL (default CONDARCHIVE_PUBLIC_URL or local)"
-    )
+    add_server_argument(install)
     install.add_argument("--cache-dir", help="package cache (default: rattler's)")
     install.set_defaults(func=cmd_install)
 
@@ -51,23 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--fail-on-drift", action="store_true", help="exit 1 when upstream removed or changed any"
     )
     verify.set_defaults(func=cmd_verify)
-
-    beat = sub.add_parser("beat", help="run Celery beat: periodic verify and lost-archive resend")
-    beat.add_argument("--loglevel", default="INFO")
-    beat.set_defaults(func=cmd_beat)
-
-
-def _server(args: argparse.Namespace) -> str:
-    if args.server:
-        return args.server.rstrip("/")
-    from app.config import get_settings
-
-    return get_settings().base_url
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return EXIT_FAILED
 
 
 def _fetch_plan(
@@ -154,26 +130,26 @@ def cmd_install(args: argparse.Namespace) -> int:
     import httpx
     import rattler
 
-    server = _server(args)
+    server = server_url(args)
     try:
         target, lock, packages, states = _fetch_plan(server, args.lock_id, args.target)
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except httpx.HTTPError as exc:
-        return _fail(f"cannot reach condarchive at {server}: {exc}")
+        return fail(f"cannot reach condarchive at {server}: {exc}")
     missing = [s for s in states if s["state"] != "archived"]
     if missing:
         for state in missing:
             reason = f" ({state['reason']})" if state.get("reason") else ""
             print(f"not archived: {state['filename']}: {state['state']}{reason}", file=sys.stderr)
-        return _fail(f"{len(missing)} package(s) of target {target} are not in the archive")
+        return fail(f"{len(missing)} package(s) of target {target} are not in the archive")
     try:
         records = _archive_records(packages, states, server)
     except (LookupError, ValueError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except httpx.HTTPError as exc:
-        return _fail(f"cannot read the archive channel: {exc}")
+        return fail(f"cannot read the archive channel: {exc}")
     platform = lock["targets"][target]["platform"]
     specs = []
     for text in lock.get("spec", {}).get("dependencies", []):
@@ -196,7 +172,7 @@ def cmd_install(args: argparse.Namespace) -> int:
             )
         )
     except Exception as exc:  # noqa: BLE001 - rattler reports download and hash errors here
-        return _fail(f"install into {prefix} failed: {exc}")
+        return fail(f"install into {prefix} failed: {exc}")
     return _check_prefix(prefix, packages)
 
 
@@ -273,14 +249,3 @@ def _print_report(report: dict[str, Any]) -> None:
         )
     for item in upstream["unreachable"]:
         print(f"unreachable: {item['url']}: {item['error']}")
-
-
-def cmd_beat(args: argparse.Namespace) -> int:
-    from app.config import get_settings
-    from app.queue.celery_app import celery_app
-
-    settings = get_settings()
-    settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
-    schedule = settings.resolved_data_dir / "celerybeat-schedule"
-    celery_app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(schedule)])
-    return EXIT_OK

@@ -1,9 +1,9 @@
-"""`condarchive show | export | import | diff`: reading and moving locks over HTTP.
+"""`condarchive lock | show | export | import | diff`: making, reading and moving locks over HTTP.
 
-Like `condarchive lock`, these talk to a running server (``--server``, default the
-configured public URL), so they work the same against a local or a shared service.
-Exit codes follow app/cli/__init__.py: 0 done, 1 failed (unknown lock, unreachable server),
-2 usage (bad arguments, or input the server refused with 422).
+These talk to a running server (``--server``, default the configured public URL), so they
+work the same against a local or a shared service. Exit codes as in app/cli/common.py:
+0 done, 1 failed (solve failed, unknown lock, unreachable server), 2 usage (bad arguments,
+or input the server refused with 422).
 """
 
 from __future__ import annotations
@@ -11,20 +11,113 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from app.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_server_argument,
+    print_error,
+    server_url,
+)
+
 EXPORT_FORMATS = ("conda-lock", "explicit", "pixi", "env")
 
 
-def _server(args: argparse.Namespace) -> str:
-    if args.server:
-        return args.server.rstrip("/")
-    from app.config import get_settings
+def parse_cli_target(text: str) -> str | dict[str, Any]:
+    """`linux-64`, `linux-64-cuda12`, or `NAME=PLATFORM:__vp=ver,__vp=ver`."""
+    if "=" in text.split(":", 1)[0] and ":" in text:
+        name, rest = text.split("=", 1)
+        platform, _, packages = rest.partition(":")
+        return {
+            "name": name,
+            "platform": platform,
+            "virtual_packages": [p for p in packages.split(",") if p],
+        }
+    return text
 
-    return get_settings().base_url
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    import httpx
+
+    from app.auth.client import auth_headers
+
+    body: dict[str, Any] = {"channel_priority": args.channel_priority}
+    if args.file:
+        try:
+            body["environment"] = (
+                Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+            )
+        except OSError as exc:
+            print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        if not args.spec:
+            print("error: give an environment.yml file or --spec", file=sys.stderr)
+            return EXIT_USAGE
+        body["dependencies"] = args.spec
+        body["channels"] = args.channel or ["conda-forge"]
+    if args.target:
+        body["targets"] = [parse_cli_target(t) for t in args.target]
+    if args.exclude_newer:
+        body["exclude_newer"] = args.exclude_newer
+    server = server_url(args)
+    tty = sys.stderr.isatty()
+    try:
+        with httpx.Client(base_url=server, timeout=30, headers=auth_headers()) as client:
+            response = client.post("/api/v1/solves", json=body)
+            if response.status_code == 422:
+                print_error(response.json())
+                return EXIT_USAGE
+            if response.status_code not in (200, 202):
+                print(
+                    f"error: server answered {response.status_code}: {response.text}",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
+            job = response.json()
+            deadline = time.monotonic() + args.timeout
+            last = ""
+            while job["status"] in ("queued", "running"):
+                if time.monotonic() > deadline:
+                    print(
+                        f"error: gave up waiting after {args.timeout}s; job {job['id']}",
+                        file=sys.stderr,
+                    )
+                    return EXIT_FAILED
+                time.sleep(0.2)
+                job = client.get(f"/api/v1/solves/{job['id']}").json()
+                progress = job.get("progress") or {}
+                done = sum(1 for v in progress.values() if v == "done")
+                stage = job.get("stage") or "queued"
+                line = f"{job['status']}: {stage} ({done}/{len(progress)} targets done)"
+                if tty and line != last:
+                    print(f"\r\033[K{line}", end="", file=sys.stderr, flush=True)
+                    last = line
+            if tty:
+                print("\r\033[K", end="", file=sys.stderr)
+            if job["status"] == "failed":
+                error = job.get("error") or {}
+                print(
+                    f"solve failed ({error.get('kind')}): {error.get('message')}", file=sys.stderr
+                )
+                explanation = (error.get("detail") or {}).get("explanation")
+                if explanation:
+                    print(explanation, file=sys.stderr)
+                return EXIT_FAILED
+            lock = client.get(f"/api/v1/locks/{job['lock_id']}").json()
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach condarchive at {server}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.output:
+        Path(args.output).write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n")
+    print(job["lock_id"])
+    print(job["links"].get("permalink", ""))
+    return EXIT_OK
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -34,7 +127,7 @@ def _client(args: argparse.Namespace) -> Any:
 
     # JSON errors; lockfile downloads are the same whatever the Accept header says.
     return httpx.Client(
-        base_url=_server(args),
+        base_url=server_url(args),
         timeout=args.timeout,
         follow_redirects=True,
         headers={"Accept": "application/json", **auth_headers()},
@@ -56,7 +149,7 @@ def _refused(response: Any) -> int:
 
 
 def _unreachable(args: argparse.Namespace, exc: Exception) -> int:
-    print(f"error: cannot reach condarchive at {_server(args)}: {exc}", file=sys.stderr)
+    print(f"error: cannot reach condarchive at {server_url(args)}: {exc}", file=sys.stderr)
     return EXIT_FAILED
 
 
@@ -97,7 +190,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(lock, indent=2, sort_keys=True))
     else:
-        _print_lock(lock, _server(args))
+        _print_lock(lock, server_url(args))
     return EXIT_OK
 
 
@@ -190,14 +283,31 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--server", help="condarchive URL (default CONDARCHIVE_PUBLIC_URL or local)"
-    )
+    add_server_argument(parser)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the server")
 
 
-def add_lock_commands(sub: Any) -> None:
-    """Register show, export, import and diff on the `condarchive` subparsers."""
+def register(sub: Any) -> None:
+    """Add lock, show, export, import and diff to the `condarchive` subparsers."""
+    lock = sub.add_parser("lock", help="solve an environment and print its lock id and link")
+    lock.add_argument("file", nargs="?", help="environment.yml (or - for stdin)")
+    lock.add_argument("--spec", action="append", help="a match spec (instead of a file)")
+    lock.add_argument("-c", "--channel", action="append", help="channel for --spec")
+    lock.add_argument(
+        "-t",
+        "--target",
+        action="append",
+        help="linux-64, linux-64-cuda12, or NAME=PLATFORM:__cuda=12.4,__glibc=2.28",
+    )
+    lock.add_argument("--exclude-newer", help="ISO time: solve as the channels stood then")
+    lock.add_argument(
+        "--channel-priority", default="strict", choices=["strict", "flexible", "disabled"]
+    )
+    lock.add_argument("-o", "--output", help="write the lock (JSON) to this file")
+    add_server_argument(lock)
+    lock.add_argument("--timeout", type=float, default=900, help="seconds to wait for the solve")
+    lock.set_defaults(func=cmd_lock)
+
     show = sub.add_parser("show", help="print a lock: targets and packages")
     show.add_argument("lock_id", help="lock id or a unique prefix of 8+ characters")
     show.add_argument("--json", action="store_true", help="print the lock JSON instead")

@@ -3,7 +3,7 @@
 Like `db upgrade` and `verify`, these work on the database directly (the same
 CONDARCHIVE_* settings as `serve`), not over HTTP: whoever can reach the database is
 the operator already, and no token is needed to make the first one. A token is printed
-once, at creation; only its hash is kept. Exit codes as in app/cli/__init__.py: 0 done, 1 failed
+once, at creation; only its hash is kept. Exit codes as in app/cli/common.py: 0 done, 1 failed
 (unknown or revoked name, name taken, database not ready), 2 usage.
 """
 
@@ -13,10 +13,8 @@ import argparse
 import json
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-#: app.auth.tokens.SCOPES, spelled out so that building the parser does not import FastAPI and
-#: SQLAlchemy for every `condarchive` command (tests/test_auth.py checks they agree).
-SCOPES = ("solve", "import", "admin")
+from app.auth.tokens import SCOPES
+from app.cli.common import EXIT_FAILED, EXIT_OK
 
 
 def _database_error(exc: Exception) -> int:
@@ -55,7 +53,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.auth.tokens import list_tokens
-    from app.core.specs import format_time
+    from app.core.canonical import format_time
     from app.db.session import session_scope
 
     try:

@@ -112,20 +112,28 @@ def compose(
         loader.dispose()
 
 
+def construct(node: yaml.Node | None) -> Any:
+    """The data of a node tree from :func:`compose`, as :func:`load` builds it from the text.
+
+    For a caller that needs both the data and the nodes (their lines) from one parse. Merge
+    keys (``<<``) are flattened in the tree as it is read: take what is needed from the nodes
+    first. Raises :class:`YamlValueError` for a value the safe constructor cannot build.
+    """
+    if node is None:
+        return None
+    loader = _BoundedLoader("")
+    try:
+        return loader.construct_document(node)
+    except (ValueError, OverflowError) as exc:
+        raise YamlValueError(problem=f"cannot read a value: {exc}") from exc
+    finally:
+        loader.dispose()
+
+
 def load(text: str, max_depth: int | None = None, max_alias_nodes: int | None = None) -> Any:
     """Like ``yaml.safe_load``, within the limits (default: the settings).
 
     Raises a :class:`yaml.YAMLError` for every kind of bad document: the PyYAML errors,
     :class:`YamlLimitError`, and :class:`YamlValueError`.
     """
-    loader = _loader(text, max_depth, max_alias_nodes)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        try:
-            return loader.construct_document(node)
-        except (ValueError, OverflowError) as exc:
-            raise YamlValueError(problem=f"cannot read a value: {exc}") from exc
-    finally:
-        loader.dispose()
+    return construct(compose(text, max_depth, max_alias_nodes))

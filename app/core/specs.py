@@ -15,29 +15,18 @@ ensure_ascii=False)`` encoded as UTF-8.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import rattler
 import yaml
 
 from app.core import safe_yaml
+from app.core.canonical import format_time, sha256_of
 from app.core.channels import ChannelError, is_url, resolve_allowed_channel
 from app.core.targets import Target
 from app.errors import InputError
-
-CHANNEL_PRIORITIES = ("strict", "flexible", "disabled")
-
-
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def sha256_of(obj: Any) -> str:
-    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -76,47 +65,65 @@ class SolveRequest:
         return sha256_of(self.canonical())
 
 
-def format_time(value: datetime | None) -> str | None:
-    """ISO-8601 in UTC to the second (`2021-01-01T00:00:00Z`); a naive time is taken as UTC.
-
-    Built with isoformat, not strftime("%Y"), which does not pad years before 1000 and so
-    would write a time that `datetime.fromisoformat` cannot read back.
-    """
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
-
-
 def _line_of(node: yaml.Node | None) -> int | None:
     return node.start_mark.line + 1 if node is not None else None
 
 
-def _dependency_lines(text: str) -> list[int | None]:
+def _dependency_lines(root: yaml.Node | None) -> tuple[int | None, ...]:
     """Line numbers of the items under `dependencies:`, for error messages."""
-    try:
-        root = safe_yaml.compose(text)
-    except yaml.YAMLError:
-        return []
     if not isinstance(root, yaml.MappingNode):
-        return []
+        return ()
     for key, value in root.value:
         if getattr(key, "value", None) == "dependencies" and isinstance(value, yaml.SequenceNode):
-            return [_line_of(item) for item in value.value]
-    return []
+            return tuple(_line_of(item) for item in value.value)
+    return ()
 
 
-def parse_environment_yaml(text: str) -> tuple[str | None, list[Any], list[Any], list[int | None]]:
+@dataclass(frozen=True)
+class EnvironmentYaml:
+    """An environment.yml text parsed once, for every check of a request that reads it.
+
+    `data` is what :func:`safe_yaml.load` returns, or `error` says why the text is not YAML
+    (reported when the spec is built, with the line); `dependency_lines` holds the line of
+    each item under `dependencies:`, for error messages.
+    """
+
+    text: str
+    data: Any = None
+    error: yaml.YAMLError | None = None
+    dependency_lines: tuple[int | None, ...] = ()
+
+
+def load_environment(
+    text: str, max_depth: int | None = None, max_alias_nodes: int | None = None
+) -> EnvironmentYaml:
+    """Parse environment.yml once (within the YAML limits, by default the settings')."""
+    try:
+        root = safe_yaml.compose(text, max_depth, max_alias_nodes)
+    except yaml.YAMLError as exc:
+        return EnvironmentYaml(text, error=exc)
+    lines = _dependency_lines(root)  # before construct() flattens merge keys in the tree
+    try:
+        data = safe_yaml.construct(root)
+    except yaml.YAMLError as exc:
+        return EnvironmentYaml(text, error=exc, dependency_lines=lines)
+    return EnvironmentYaml(text, data, dependency_lines=lines)
+
+
+def parse_environment_yaml(
+    environment: str | EnvironmentYaml,
+) -> tuple[str | None, list[Any], list[Any], list[int | None]]:
     """-> (name, channels, dependencies, line of each dependency). Errors name the line."""
     loc: list[str | int] = ["body", "environment"]
-    try:
-        data = safe_yaml.load(text)
-    except yaml.YAMLError as exc:
+    if isinstance(environment, str):
+        environment = load_environment(environment)
+    if environment.error is not None:
+        exc = environment.error
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise InputError(loc, f"environment.yml is not valid YAML{where}: {problem}") from exc
+    data = environment.data
     if not isinstance(data, dict):
         raise InputError(loc, "environment.yml must be a mapping with channels and dependencies")
     channels = data.get("channels") or []
@@ -130,7 +137,7 @@ def parse_environment_yaml(text: str) -> tuple[str | None, list[Any], list[Any],
         (str(name) if name is not None else None),
         channels,
         dependencies,
-        _dependency_lines(text),
+        list(environment.dependency_lines),
     )
 
 
@@ -158,13 +165,14 @@ def normalise_dependency(raw: object, loc: list[str | int], where: str = "") -> 
 
 def build_spec(
     *,
-    environment: str | None,
+    environment: str | EnvironmentYaml | None,
     channels: list[Any] | None,
     dependencies: list[Any] | None,
     allowed_channels: list[str],
     channel_alias: str,
 ) -> EnvironmentSpec:
-    """Parse either an environment.yml text or channels + dependencies into a spec."""
+    """Parse either an environment.yml (its text, or parsed already) or channels +
+    dependencies into a spec."""
     lines: list[int | None] = []
     name: str | None = None
     if environment is not None:
@@ -175,7 +183,8 @@ def build_spec(
         name, channels, dependencies, lines = parse_environment_yaml(environment)
         dep_loc: list[str | int] = ["body", "environment", "dependencies"]
         chan_loc: list[str | int] = ["body", "environment", "channels"]
-        submitted: dict[str, Any] = {"environment": environment}
+        text = environment.text if isinstance(environment, EnvironmentYaml) else environment
+        submitted: dict[str, Any] = {"environment": text}
     else:
         if not dependencies:
             raise InputError(["body", "dependencies"], "give 'environment' or 'dependencies'")
@@ -227,14 +236,13 @@ def build_spec(
     )
 
 
-def parse_environment_platforms(environment: str | None) -> list[str] | None:
+def parse_environment_platforms(environment: str | EnvironmentYaml | None) -> list[str] | None:
     """The `platforms:` list of an environment.yml, as conda-lock reads it."""
     if environment is None:
         return None
-    try:
-        data = safe_yaml.load(environment)
-    except yaml.YAMLError:
-        return None
+    if isinstance(environment, str):
+        environment = load_environment(environment)
+    data = environment.data  # None when the text is not YAML
     platforms = data.get("platforms") if isinstance(data, dict) else None
     if isinstance(platforms, list) and all(isinstance(p, str) for p in platforms):
         return platforms

@@ -1,8 +1,8 @@
 """One TLS context per process for every outgoing httpx client.
 
-Building an SSL context loads the CA bundle: about 20 ms, which httpx pays for every new
-client, even one that only ever speaks plain http. The worker makes a client per
-repodata refresh and per archive run, so it shares this one instead.
+Building an SSL context loads the CA bundle, which httpx pays for every new client, even
+one that only ever speaks plain http. The worker makes a client per repodata refresh and
+per archive run, so it shares this one instead.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ class SolveJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    # The API token that submitted the job (issue 5): bounds its concurrent solves.
+    # The API token that submitted the job: bounds its concurrent solves.
     token_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_tokens.id"), index=True, nullable=True
     )
@@ -138,7 +138,7 @@ class LockPackage(Base):
     package: Mapped[PackageFile] = relationship(lazy="joined")
 
 
-# --- Archive (issue 4) -------------------------------------------------------------------
+# --- Archive -----------------------------------------------------------------------------
 
 
 class Blob(Base):
@@ -155,7 +155,7 @@ class Blob(Base):
 class ArchiveEntry(Base):
     """Whether one package file is archived: pending -> archived | failed (with the reason).
 
-    `channel_name` is the archive channel the file is served under (see app/archive/state.py);
+    `channel_name` is the archive channel the file is served under (see app/archive/naming.py);
     a worker holds a pending entry by its lease, so two workers never download one file.
     """
 
@@ -210,7 +210,7 @@ class VerifyReport(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
-# --- Auth (issue 5) ----------------------------------------------------------------------
+# --- Auth --------------------------------------------------------------------------------
 
 
 class ApiToken(Base):

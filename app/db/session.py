@@ -54,6 +54,15 @@ def _session_factory() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
+def reset_engine() -> None:
+    """Dispose of the engine and forget it, so the next use builds one from the settings
+    as they are now (the in-process tests switch data directories between services)."""
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    _session_factory.cache_clear()
+
+
 @contextmanager
 def _committed(session: Session) -> Iterator[Session]:
     """Commit `session` on success, roll it back on error, close it either way."""
@@ -118,7 +127,7 @@ def insert_ignore(session: Session, table: Any, rows: list[dict[str, Any]]) -> N
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # Core, not the ORM's bulk INSERT: the ORM handles every row dict in Python first,
-    # which cost 10 ms for a lock of 288 packages; Core sends them in one batched
+    # which adds up for a lock of hundreds of packages; Core sends them in one batched
     # statement. Flush first, as the ORM would, so rows these reference are written.
     session.flush()
     target = getattr(table, "__table__", table)

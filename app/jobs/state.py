@@ -17,7 +17,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.specs import SolveRequest, format_time
+from app.core.canonical import format_time
+from app.core.specs import SolveRequest
 from app.db.models import SolveJob, utcnow
 from app.db.session import write_committed
 
@@ -63,7 +64,7 @@ def submit(
     passed, the next identical request releases the key and takes it.
 
     Commits: a created job is in the database before the caller answers 202. `token_id`
-    records who submitted it (a token's concurrent solves are bounded, app/web/limits.py).
+    records who submitted it (a token's concurrent solves are bounded, app/jobs/quota.py).
     """
     request_hash = request.hash
     since = utcnow() - timedelta(seconds=window)

@@ -16,8 +16,8 @@ from importlib.metadata import version
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.core.canonical import format_time, sha256_of
 from app.core.channels import ChannelError, resolve_channel
-from app.core.specs import format_time, sha256_of
 from app.locks.formats.detect import FORMATS, parse_lockfile
 from app.locks.formats.entries import LineError, ParsedFile
 from app.locks.import_check import ImportRefused, verify

@@ -14,7 +14,7 @@ import rattler
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
-from app.core.specs import format_time
+from app.core.canonical import format_time
 from app.db.models import Lock, LockPackage, PackageFile
 from app.errors import InputError
 

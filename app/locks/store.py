@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import rattler
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.core.specs import format_time, sha256_of
+from app.core.canonical import format_time, sha256_of
 from app.db.models import Lock, LockPackage, LockTarget, PackageFile
 from app.db.session import insert_ignore
 
 
 @dataclass(frozen=True)
 class LockedRecord:
-    """One resolved package file, as the worker hands it over."""
+    """One locked package file: what the solver or an import hands over, what a package row
+    holds, and (its :data:`VIEW_FIELDS`) what the API, pages and lockfiles show of it.
+
+    This is the one list of a locked package's fields; the API's response model
+    (`app.web.schemas.LockedPackageView`) is derived from it.
+    """
 
     name: str
     version: str
@@ -61,12 +66,47 @@ class LockedRecord:
             record=data,
         )
 
+    @classmethod
+    def from_package_file(cls, package: PackageFile) -> LockedRecord:
+        """A stored package row, read back."""
+        return cls(
+            name=package.name,
+            version=package.version,
+            build=package.build,
+            build_number=package.build_number,
+            channel=package.channel,
+            subdir=package.subdir,
+            url=package.url,
+            filename=package.filename,
+            sha256=package.sha256,
+            md5=package.md5,
+            size=package.size,
+            depends=tuple(package.record.get("depends") or ()),
+            record=package.record,
+        )
+
     @property
     def content_key(self) -> str:
         return self.sha256 or f"md5:{self.md5}"
 
+    def view(self) -> dict[str, Any]:
+        """The fields every reader of a lock sees (API, pages, lockfile renderers)."""
+        view = {name: getattr(self, name) for name in VIEW_FIELDS}
+        view["depends"] = list(self.depends)
+        return view
+
+    def row(self) -> dict[str, Any]:
+        """The `packages` row for this file (`depends` lives in the full `record`)."""
+        row = {name: getattr(self, name) for name in VIEW_FIELDS if name != "depends"}
+        row.update(content_key=self.content_key, record=self.record)
+        return row
+
     def canonical(self) -> dict[str, Any]:
         return {"url": self.url, "sha256": self.sha256, "md5": self.md5, "size": self.size}
+
+
+#: What a lock shows of each package, in the order the API lists the fields.
+VIEW_FIELDS = tuple(f.name for f in fields(LockedRecord) if f.name != "record")
 
 
 @dataclass(frozen=True)
@@ -105,7 +145,7 @@ def _package_ids(session: Session, records: list[LockedRecord]) -> dict[tuple[st
     """Ids of the package rows that exist already, keyed by (url, content_key).
 
     On Postgres the urls go as one array (``url = ANY(:urls)``): an ``IN`` list is
-    rendered and bound per url on every call, 2 ms of a 108-package lock in the worker.
+    rendered and bound per url on every call, a cost the worker pays on every lock.
     """
     ids: dict[tuple[str, str], int] = {}
     urls = sorted({r.url for r in records})
@@ -124,24 +164,6 @@ def _package_ids(session: Session, records: list[LockedRecord]) -> dict[tuple[st
     for pid, url, key in rows:
         ids[(url, key)] = pid
     return ids
-
-
-def _package_row(r: LockedRecord) -> dict[str, Any]:
-    return {
-        "url": r.url,
-        "content_key": r.content_key,
-        "sha256": r.sha256,
-        "md5": r.md5,
-        "size": r.size,
-        "name": r.name,
-        "version": r.version,
-        "build": r.build,
-        "build_number": r.build_number,
-        "channel": r.channel,
-        "subdir": r.subdir,
-        "filename": r.filename,
-        "record": r.record,
-    }
 
 
 def store_lock(
@@ -165,7 +187,7 @@ def store_lock(
     ids = _package_ids(session, records)
     missing = [r for r in records if (r.url, r.content_key) not in ids]
     if missing:
-        insert_ignore(session, PackageFile, [_package_row(r) for r in missing])
+        insert_ignore(session, PackageFile, [r.row() for r in missing])
         ids.update(_package_ids(session, missing))
     insert_ignore(
         session,
@@ -206,7 +228,7 @@ def _insert_lock_packages(session: Session, lock_id: str, rows: list[tuple[str, 
     """Link a new lock to its package rows.
 
     On Postgres the rows go as two arrays in one INSERT … SELECT FROM unnest: a batched
-    executemany prepares every row in Python, 8 ms of a 288-package lock against 2 ms.
+    executemany prepares every row in Python, much slower for a large lock.
     SQLite runs in process, where executemany is cheap.
     """
     if session.get_bind().dialect.name == "postgresql":
@@ -227,23 +249,6 @@ def _insert_lock_packages(session: Session, lock_id: str, rows: list[tuple[str, 
     )
 
 
-def package_view(package: PackageFile) -> dict[str, Any]:
-    return {
-        "name": package.name,
-        "version": package.version,
-        "build": package.build,
-        "build_number": package.build_number,
-        "channel": package.channel,
-        "subdir": package.subdir,
-        "url": package.url,
-        "filename": package.filename,
-        "sha256": package.sha256,
-        "md5": package.md5,
-        "size": package.size,
-        "depends": list(package.record.get("depends") or []),
-    }
-
-
 def lock_view(session: Session, lock: Lock) -> dict[str, Any]:
     """The lock as the API returns it (and as every lockfile renderer reads it)."""
     rows = session.execute(
@@ -253,7 +258,7 @@ def lock_view(session: Session, lock: Lock) -> dict[str, Any]:
     ).all()
     by_target: dict[str, list[dict[str, Any]]] = {}
     for target, package in rows:
-        by_target.setdefault(target, []).append(package_view(package))
+        by_target.setdefault(target, []).append(LockedRecord.from_package_file(package).view())
     return {
         "id": lock.id,
         "created_at": format_time(lock.created_at),

@@ -47,25 +47,27 @@ def send_task(name: str, *args: Any, retry: bool = True) -> None:
         raise QueueUnavailable(str(exc)) from exc
 
 
-def try_send(name: str, *args: Any, retry: bool = True) -> bool:
+def try_send(name: str, *args: Any, retry: bool = True, what: str = "") -> bool:
     """:func:`send_task`, or False with a warning when the broker is down (the sweeper
-    re-sends what the database still holds as queued)."""
+    re-sends what the database still holds as queued). `what` names the work in that
+    warning (default: the task name and its arguments)."""
     try:
         send_task(name, *args, retry=retry)
     except QueueUnavailable as exc:
-        log.warning("could not queue %s%s (%s); it stays queued in the database", name, args, exc)
+        what = what or f"{name}{args}"
+        log.warning("could not queue %s (%s); it stays queued in the database", what, exc)
         return False
     return True
 
 
 def enqueue_solve(job_id: str) -> bool:
     """Send the job id; False when the broker is unreachable (the sweeper re-sends it)."""
-    return try_send(names.SOLVE, job_id)
+    return try_send(names.SOLVE, job_id, what=f"job {job_id}")
 
 
 def send_archive_task(lock_id: str) -> bool:
     """Send a lock's archive run; False when the broker is unreachable."""
-    return try_send(names.ARCHIVE_LOCK, lock_id, retry=False)
+    return try_send(names.ARCHIVE_LOCK, lock_id, retry=False, what=f"the archive of lock {lock_id}")
 
 
 def queue_depth() -> int | None:

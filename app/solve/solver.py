@@ -13,6 +13,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +24,8 @@ import httpx
 import rattler
 import rattler.exceptions
 
+from app.core.canonical import format_time
 from app.core.egress import allowlist, redirect_error
-from app.core.specs import format_time
 from app.core.targets import Target
 from app.core.tls import ssl_context
 from app.locks.store import LockedRecord, LockedTarget
@@ -34,6 +35,16 @@ PRIORITIES = {
     "flexible": rattler.ChannelPriority.Flexible,
     "disabled": rattler.ChannelPriority.Disabled,
 }
+
+
+#: Called around each named step of a solve job (``with step("rattler.solve"): ...``), so
+#: a caller can time the steps without patching them; :func:`untimed` does nothing.
+StepTimer = Callable[[str], AbstractContextManager[object]]
+
+
+def untimed(step: str) -> AbstractContextManager[None]:
+    """The default :data:`StepTimer`: no clock."""
+    return nullcontext()
 
 
 class SolveFailure(Exception):
@@ -210,8 +221,13 @@ class Solver:
         channel_priority: str,
         timeout: float,
         on_progress: Callable[[str, str], None],
+        step: StepTimer = untimed,
     ) -> tuple[list[LockedTarget], dict[str, Any]]:
-        """Solve every target concurrently; raise :class:`SolveFailure` on the first failure."""
+        """Solve every target concurrently; raise :class:`SolveFailure` on the first failure.
+
+        `step` is called around ``rattler.solve``, ``records converted`` and ``allowlist
+        check`` for each target.
+        """
         subdirs = {t.platform for t in targets} | {"noarch"}
         deadline = time.monotonic() + timeout
         try:
@@ -224,20 +240,21 @@ class Solver:
             for attempt in range(self.retries + 1):
                 remaining = max(deadline - time.monotonic(), 0.001)
                 try:
-                    records = await asyncio.wait_for(
-                        rattler.solve(
-                            [c + "/" for c in channels],
-                            specs,
-                            gateway=self.gateway,
-                            platforms=[target.platform, "noarch"],
-                            virtual_packages=target.rattler_virtual_packages(),
-                            channel_priority=PRIORITIES[channel_priority],
-                            exclude_newer=exclude_newer,
-                            timestamp_policy="allow-missing",
-                            timeout=timedelta(seconds=remaining),
-                        ),
-                        remaining,
-                    )
+                    with step("rattler.solve"):
+                        records = await asyncio.wait_for(
+                            rattler.solve(
+                                [c + "/" for c in channels],
+                                specs,
+                                gateway=self.gateway,
+                                platforms=[target.platform, "noarch"],
+                                virtual_packages=target.rattler_virtual_packages(),
+                                channel_priority=PRIORITIES[channel_priority],
+                                exclude_newer=exclude_newer,
+                                timestamp_policy="allow-missing",
+                                timeout=timedelta(seconds=remaining),
+                            ),
+                            remaining,
+                        )
                     break
                 except TimeoutError as exc:
                     on_progress(target.name, "failed")
@@ -251,9 +268,11 @@ class Solver:
                     on_progress(target.name, "failed")
                     raise _classify(exc, target.name, timeout, late) from exc
             on_progress(target.name, "done")
-            converted = (LockedRecord.from_rattler(r) for r in records)
+            with step("records converted"):
+                converted = [LockedRecord.from_rattler(r) for r in records]
             locked = tuple(sorted(converted, key=lambda r: r.name))
-            _check_upstream(target.name, locked)
+            with step("allowlist check"):
+                _check_upstream(target.name, locked)
             return LockedTarget(target.name, target.platform, target.virtual_packages, locked)
 
         results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)

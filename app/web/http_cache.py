@@ -7,19 +7,16 @@ strong ETag (the body's sha256) and answer `If-None-Match` with 304.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 
 from fastapi import Request, Response
 
+from app.core.etag import etag_of
+
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=300"
-
-
-def etag_of(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest() + '"'
 
 
 def none_match(request: Request, etag: str) -> bool:

@@ -7,8 +7,8 @@ what to trim and an operator what to raise:
   ``CONDARCHIVE_MAX_IMPORT_BYTES`` for lockfile imports, which are legitimately larger);
 * environment.yml size and shape, number of dependencies and of targets: 422, in the
   usual ``detail[]`` form with ``type: "limit_exceeded"`` and the limit in ``ctx``;
-* solves a token has queued or running: 429 with Retry-After;
-* bytes one lock may put in the archive: 422.
+* solves a token has queued or running: 429 with Retry-After (counted in app/jobs/quota.py);
+* bytes one lock may put in the archive: 422 (app/archive/quota.py).
 """
 
 from __future__ import annotations
@@ -16,19 +16,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
 from fastapi import HTTPException
 from pydantic import BaseModel
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.tokens import Caller
 from app.config import Settings
 from app.core import safe_yaml
-from app.db.models import SolveJob
-from app.errors import InputError
-from app.jobs.state import ACTIVE, find_fresh
+from app.core.specs import EnvironmentYaml, load_environment
+from app.errors import LimitError, setting_name
+from app.jobs.quota import QUOTA_FIELD, JobQuotaExceeded
 from app.web.schemas import SolveBody
 
 #: Seconds a client told 429 should wait: about what a small solve takes.
@@ -45,27 +41,6 @@ class LimitErrorView(BaseModel):
 
     detail: str
     limit: LimitView
-
-
-def setting_name(field: str) -> str:
-    return f"CONDARCHIVE_{field.upper()}"
-
-
-class LimitError(InputError):
-    """A 422 for input over a configured limit; `ctx` carries the setting and its value."""
-
-    def __init__(self, loc: list[str | int], msg: str, field: str, value: int) -> None:
-        super().__init__(loc, msg)
-        self.setting = setting_name(field)
-        self.limit = value
-
-    def to_detail(self) -> dict[str, object]:
-        return {
-            "loc": self.loc,
-            "msg": self.msg,
-            "type": "limit_exceeded",
-            "ctx": {"setting": self.setting, "limit": self.limit},
-        }
 
 
 def limit_body(message: str, field: str, value: int) -> dict[str, Any]:
@@ -174,9 +149,9 @@ class BodySizeLimit:
 # --- solve requests ------------------------------------------------------------------------
 
 
-def _environment(text: str, settings: Settings) -> Any:
-    """environment.yml parsed within the size and shape limits (None if it is not YAML:
-    the spec parser then says what is wrong with it, with the line)."""
+def parse_environment(text: str, settings: Settings) -> EnvironmentYaml:
+    """environment.yml parsed, once per request, within the size and shape limits (when it
+    is not YAML at all, the spec parser says what is wrong with it, with the line)."""
     loc: list[str | int] = ["body", "environment"]
     size = len(text.encode())
     if size > settings.max_environment_bytes:
@@ -187,9 +162,9 @@ def _environment(text: str, settings: Settings) -> Any:
             "max_environment_bytes",
             settings.max_environment_bytes,
         )
-    try:
-        return safe_yaml.load(text, settings.max_yaml_depth, settings.max_yaml_alias_nodes)
-    except safe_yaml.YamlLimitError as exc:
+    parsed = load_environment(text, settings.max_yaml_depth, settings.max_yaml_alias_nodes)
+    exc = parsed.error
+    if isinstance(exc, safe_yaml.YamlLimitError):
         where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
         raise LimitError(
             loc,
@@ -197,17 +172,21 @@ def _environment(text: str, settings: Settings) -> Any:
             exc.setting.removeprefix("CONDARCHIVE_").lower(),
             exc.limit,
         ) from exc
-    except yaml.YAMLError:
-        return None
+    return parsed
 
 
-def check_solve_limits(body: SolveBody, settings: Settings) -> None:
-    """Refuse a solve request over a size limit before any of it is parsed further."""
+def check_solve_limits(
+    body: SolveBody, environment: EnvironmentYaml | None, settings: Settings
+) -> None:
+    """Refuse a solve request over a size limit before any of it is parsed further.
+
+    `environment` is `body.environment` as :func:`parse_environment` returned it.
+    """
     dependencies: Any = body.dependencies
     targets: Any = body.targets
     dep_loc: list[str | int] = ["body", "dependencies"]
-    if body.environment is not None:
-        data = _environment(body.environment, settings)
+    if environment is not None:
+        data = environment.data
         if isinstance(data, dict):
             dependencies = data.get("dependencies") if dependencies is None else dependencies
             dep_loc = ["body", "environment", "dependencies"]
@@ -231,45 +210,6 @@ def check_solve_limits(body: SolveBody, settings: Settings) -> None:
         )
 
 
-def check_job_quota(
-    session: Session, caller: Caller, request_hash: str, settings: Settings
-) -> None:
-    """429 when the caller's token has as many solves queued or running as it may.
-
-    A request identical to an active or fresh job is let through: it joins that job or
-    reuses its result and adds no work. Counted at submission, so concurrent requests of
-    one token may pass the limit by a few; it bounds a runaway client, not an exact share.
-    """
-    if caller.token_id is None:
-        return
-    active = session.scalar(
-        select(func.count())
-        .select_from(SolveJob)
-        .where(SolveJob.token_id == caller.token_id, SolveJob.status.in_(ACTIVE))
-    )
-    limit = settings.max_jobs_per_token
-    if (active or 0) < limit:
-        return
-    shared = session.scalars(
-        select(SolveJob.id).where(SolveJob.active_key == request_hash, SolveJob.status.in_(ACTIVE))
-    )
-    if shared.first() is not None or find_fresh(session, request_hash, settings.dedupe_window):
-        return
-    message = (
-        f"token {caller.name!r} has {active} solves queued or running; the limit is {limit} "
-        f"({setting_name('max_jobs_per_token')}). Retry when one of them has finished."
-    )
-    raise LimitExceeded(429, limit_body(message, "max_jobs_per_token", limit), RETRY_AFTER)
-
-
-def check_archive_size(total: int, settings: Settings) -> None:
-    """422 when a lock's packages add up to more than one lock may archive."""
-    limit = settings.max_archive_bytes_per_lock
-    if total > limit:
-        raise LimitError(
-            ["path", "lock_id"],
-            f"the lock's packages are {total} bytes; the limit for archiving one lock is "
-            f"{limit} bytes ({setting_name('max_archive_bytes_per_lock')})",
-            "max_archive_bytes_per_lock",
-            limit,
-        )
+def too_many_jobs(exc: JobQuotaExceeded) -> LimitExceeded:
+    """The 429 for a token at its job quota, with Retry-After."""
+    return LimitExceeded(429, limit_body(exc.message, QUOTA_FIELD, exc.limit), RETRY_AFTER)

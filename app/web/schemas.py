@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+
+from app.locks.store import VIEW_FIELDS, LockedRecord
 
 #: conda-lock's default platforms, used when neither the request nor environment.yml names any.
 DEFAULT_TARGETS = ["linux-64", "osx-64", "win-64"]
@@ -90,19 +92,14 @@ class SolveView(BaseModel):
     links: dict[str, str]
 
 
-class LockedPackageView(BaseModel):
-    name: str
-    version: str
-    build: str
-    build_number: int
-    channel: str
-    subdir: str
-    url: str
-    filename: str
-    sha256: str | None
-    md5: str
-    size: int
-    depends: list[str]
+def _locked_package_view() -> type[BaseModel]:
+    """The response model of one locked package, from the one list of its fields."""
+    hints = get_type_hints(LockedRecord)
+    hints["depends"] = list[str]
+    return create_model("LockedPackageView", **{name: (hints[name], ...) for name in VIEW_FIELDS})
+
+
+LockedPackageView = _locked_package_view()
 
 
 class LockTargetView(BaseModel):
@@ -117,5 +114,5 @@ class LockView(BaseModel):
     spec: dict[str, Any]
     targets: dict[str, LockTargetView]
     provenance: dict[str, Any]
-    # Where this lock's archive lives (issue 4): links only, so the lock JSON stays stable.
+    # Where this lock's archive lives: links only, so the lock JSON stays stable.
     archive: dict[str, Any] | None = None

@@ -1,4 +1,4 @@
-"""The seven figures of issue 6, one module each, in the order the issue lists them."""
+"""The seven figures of the benchmark, one module each, in the order its goals list them."""
 
 from __future__ import annotations
 

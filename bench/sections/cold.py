@@ -92,6 +92,6 @@ def run(ctx: Context, result: SectionResult) -> None:
         result.notes.append("real-data case skipped: ../shared/realdata is absent")
     result.figures.append(measure(ctx, ctx.workload.synthetic_case()))
     result.notes.append(
-        "no goal in the issue; value = first solve / plain download. "
+        "no goal set; value = first solve / plain download. "
         "detail.bare_cold_s is a fresh py-rattler Gateway doing the same first solve."
     )

@@ -61,6 +61,4 @@ def run(ctx: Context, result: SectionResult) -> None:
             )
         )
     ctx.stack.set_workers(1)
-    result.notes.append(
-        "no goal in the issue; 2 workers share 2 cores with the API, Postgres and Redis"
-    )
+    result.notes.append("no goal set; 2 workers share 2 cores with the API, Postgres and Redis")

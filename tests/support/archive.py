@@ -24,9 +24,7 @@ import rattler
 import rattler.index
 
 from tests.support.packages import PackageSpec, build_channel
-from tests.support.service import ROOT, Service, wait_for_solve
-
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.support.service import POSTGRES_ADMIN_URL, ROOT, Service, wait_for_solve
 
 #: The conda-meta fields that say *what* was installed (not from where, or when).
 RECORD_FIELDS = (

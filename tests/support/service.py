@@ -10,11 +10,26 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The real servers the distributed tier (and the benchmark) use on 127.0.0.1.
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def missing_services() -> list[str]:
+    """Which of PostgreSQL and Redis are not listening on 127.0.0.1."""
+    missing = []
+    for name, port in (("PostgreSQL", 5432), ("Redis", 6379)):
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                missing.append(name)
+    return missing
 
 
 def free_port() -> int:
@@ -78,6 +93,10 @@ class Process:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+#: Called with each Service before it starts (tests/conftest.py checks the test is marked).
+start_hooks: list[Callable[[Service], None]] = []
+
+
 class Service:
     """`condarchive serve` on a free port, plus any separate workers.
 
@@ -111,6 +130,8 @@ class Service:
         return self.command or [sys.executable, "-m", "app.cli"]
 
     def start(self, timeout: float = 60) -> Service:
+        for hook in start_hooks:
+            hook(self)
         args = [*self.cli(), "serve", "--port", str(self.port)]
         if self.no_worker:
             args.append("--no-worker")

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from app.core import safe_yaml
-from app.core.specs import sha256_of
+from app.core.canonical import sha256_of
 from app.locks.formats.base import CannotExpress, Lock, Package, dependency_name
 from app.locks.formats.entries import Entry, LineError, ParsedFile, check_url, make_target
 

@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel
 
-from app.auth.tokens import AdminCaller
 from app.jobs.state import find_job
 from app.queue import names
 from app.queue.send import QueueUnavailable, send_task
+from app.web.auth import AdminCaller
 from app.web.deps import SessionDep, SettingsDep
 from app.web.responses import AUTH, error
 

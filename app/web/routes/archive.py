@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
-from app.archive.state import (
-    archive_channels,
-    archive_status,
-    archived_urls,
-    latest_verify_report,
-    lock_bytes,
-    request_archive,
-    with_archive_urls,
-)
-from app.auth.tokens import SolveCaller
+from app.archive.quota import check_archive_size
+from app.archive.state import lock_bytes, request_archive
+from app.archive.views import archive_channels, archive_status, latest_verify_report
 from app.errors import InputError
 from app.locks.store import find_lock
+from app.web.auth import SolveCaller
 from app.web.deps import SessionDep, SettingsDep
-from app.web.limits import check_archive_size
 from app.web.responses import AUTH, NOT_FOUND, ErrorView, error
 
 router = APIRouter(prefix="/api/v1", tags=["archive"])
@@ -118,7 +109,7 @@ def get_archive(lock_id: str, session: SessionDep, settings: SettingsDep) -> dic
 
 @router.get("/archive/channels")
 def list_archive_channels(session: SessionDep, settings: SettingsDep) -> list[dict[str, Any]]:
-    """The archive channels (named from their upstream URL; see app/archive/state.py)."""
+    """The archive channels (named from their upstream URL; see app/archive/naming.py)."""
     return archive_channels(session, settings.base_url)
 
 
@@ -129,44 +120,3 @@ def get_verify_report(session: SessionDep) -> dict[str, Any]:
     if report is None:
         raise HTTPException(status_code=404, detail="verify has not run yet")
     return report
-
-
-def explicit_from_archive(
-    request: Request, session: Session, ref: str, target: str, base_url: str
-) -> Response:
-    """`/l/{id}/explicit/{target}.txt?source=archive`: the explicit file with archive URLs.
-
-    Answers 409 (with the archive status link) while any package of the target is not
-    archived, rather than hand out URLs that do not resolve. Cached briefly: the bytes
-    depend on this deployment's base URL, unlike the upstream rendering.
-    """
-    from app.locks.document import lock_document
-    from app.locks.formats import FORMATS, UnknownTarget, render
-    from app.web.http_cache import SHORT, cached
-    from app.web.routes.permalinks import find, message
-
-    lock = find(request, session, ref, f"/explicit/{quote(target)}.txt")
-    if isinstance(lock, Response):
-        return lock
-    document = lock_document(session, lock)
-    status_url = f"{base_url}/api/v1/locks/{lock.id}/archive"
-    urls = archived_urls(session, lock.id, base_url)
-    packages = (document["targets"].get(target) or {}).get("packages", [])
-    missing = sorted(p["filename"] for p in packages if p["url"] not in urls)
-    if missing:
-        return message(
-            request,
-            409,
-            "Not archived yet",
-            f"{len(missing)} package(s) of target {target} are not in the archive: "
-            f"{', '.join(missing)}. See the archive status, or ask for the archive with "
-            f"POST {status_url}.",
-            [("archive status", status_url)],
-        )
-    try:
-        body = render("explicit", with_archive_urls(document, urls), target)
-    except UnknownTarget as exc:
-        links = [(n, f"/l/{lock.id}/explicit/{n}.txt?source=archive") for n in exc.available]
-        return message(request, 404, "Choose a target", exc.message, links)
-    disposition = {"Content-Disposition": f'inline; filename="{target}.txt"'}
-    return cached(request, body, FORMATS["explicit"].media_type, SHORT, disposition)

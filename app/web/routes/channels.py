@@ -1,6 +1,6 @@
 """The archive as conda channels: ``/channels/{channel}/{subdir}/repodata.json[.zst]`` and files.
 
-``{channel}`` is an archive channel name (derived from the upstream URL, see app/archive/state.py)
+``{channel}`` is an archive channel name (derived from the upstream URL, see app/archive/naming.py)
 or a pull-through proxy name from ``CONDARCHIVE_PROXY_CHANNELS``. Package files are
 immutable (served with a strong ETag = their sha256, Range support and a year of caching);
 repodata changes as packages are archived, so it gets a short lifetime and conditional GET.
@@ -17,27 +17,19 @@ from starlette.concurrency import run_in_threadpool
 
 from app.archive.blobs import get_store
 from app.archive.proxy import ProxyError, get_proxy
-from app.archive.repodata import archive_repodata, compress, encode, etag_of
-from app.archive.state import archived_packages, channel_known, find_archived
+from app.archive.repodata import archive_repodata, compress, encode
+from app.archive.views import archived_packages, archived_sha256, channel_known
 from app.config import Settings
+from app.core.etag import etag_of
 from app.core.filenames import is_package_filename
 from app.db.session import session_scope
 from app.web.deps import SettingsDep
+from app.web.http_cache import IMMUTABLE, none_match
 
 router = APIRouter(tags=["channels"])
 
-IMMUTABLE = "public, max-age=31536000, immutable"
 SubdirPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=32)]
 ChannelPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=160)]
-
-
-def _none_match(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    return header.strip() == "*" or etag in {
-        t.strip().removeprefix("W/") for t in header.split(",")
-    }
 
 
 def _not_found(message: str, status: int = 404) -> JSONResponse:
@@ -71,7 +63,7 @@ async def _repodata(
             return _not_found(exc.message, exc.status)
         etag = merged.zst_etag if zst else merged.json_etag
         headers = _repodata_headers(settings, etag)
-        if _none_match(request, etag):
+        if none_match(request, etag):
             return Response(status_code=304, headers=headers)
         path = merged.zst_path if zst else merged.json_path
         return FileResponse(path, media_type=media_type, headers=headers)
@@ -82,7 +74,7 @@ async def _repodata(
         body = _compressed(body)
     etag = etag_of(body)
     headers = _repodata_headers(settings, etag)
-    if _none_match(request, etag):
+    if none_match(request, etag):
         return Response(status_code=304, headers=headers)
     return Response(content=body, media_type=media_type, headers=headers)
 
@@ -103,12 +95,6 @@ async def repodata_json_zst(
     return await _repodata(channel, subdir, request, settings, zst=True)
 
 
-def _archived_sha256(channel: str, subdir: str, filename: str) -> str | None:
-    with session_scope() as session:
-        found = find_archived(session, channel, subdir, filename)
-        return found[0].blob_sha256 if found else None
-
-
 @router.api_route("/channels/{channel}/{subdir}/{filename}", methods=["GET", "HEAD"])
 async def package_file(
     channel: ChannelPath,
@@ -126,13 +112,13 @@ async def package_file(
         except ProxyError as exc:
             return _not_found(exc.message, exc.status)
     else:
-        sha256 = await run_in_threadpool(_archived_sha256, channel, subdir, filename)
+        sha256 = await run_in_threadpool(archived_sha256, channel, subdir, filename)
     if not sha256:
         return _not_found(f"{channel}/{subdir}/{filename} is not in the archive")
     store = get_store()
     etag = f'"{sha256}"'
     headers = {"ETag": etag, "Cache-Control": IMMUTABLE}
-    if _none_match(request, etag):
+    if none_match(request, etag):
         return Response(status_code=304, headers=headers)
     remote = store.url(sha256)
     if remote is not None:

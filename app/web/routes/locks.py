@@ -8,8 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from app.archive.state import archive_links
-from app.auth.tokens import ImportCaller
+from app.archive.views import archive_links
 from app.db.models import Lock
 from app.db.session import session_scope
 from app.errors import InputError
@@ -18,6 +17,7 @@ from app.locks.importer import ImportRefused, import_lockfile
 from app.locks.refs import resolve
 from app.locks.search import search_locks
 from app.locks.store import find_lock, lock_view
+from app.web.auth import ImportCaller
 from app.web.deps import SessionDep, SettingsDep
 from app.web.http_cache import RenderCache, cached
 from app.web.lock_schemas import ImportBody, ImportView, LockDiff, LockPage

@@ -9,16 +9,14 @@ served so; pages are cached briefly, since they also depend on the deployment.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
-from app.archive.state import archive_status
-from app.db.models import Lock
+from app.archive.views import archive_status, archived_urls, with_archive_urls
 from app.locks.diff import diff_locks
 from app.locks.document import lock_document
 from app.locks.formats import FORMATS, CannotExpress, UnknownTarget, formats_for, render
@@ -26,70 +24,15 @@ from app.locks.refs import resolve
 from app.locks.store import lock_view
 from app.web.deps import SessionDep, SettingsDep
 from app.web.http_cache import IMMUTABLE, SHORT, cached
+from app.web.lock_lookup import ambiguous, find, message, not_found
 from app.web.lock_page import Links, page_context
 from app.web.negotiation import prefers_json
-from app.web.routes.archive import explicit_from_archive
 from app.web.templating import render_page
 
 router = APIRouter(tags=["permalinks"])
 
-NOT_CACHED = {"Cache-Control": "no-store"}
 #: HEAD too: link checkers (and citation managers) probe permalinks without a body.
 READ = ["GET", "HEAD"]
-
-
-def message(
-    request: Request,
-    status: int,
-    title: str,
-    text: str,
-    links: Sequence[tuple[str, str]] = (),
-) -> Response:
-    """An error or choice as a small page, or as JSON for clients that ask for it."""
-    if prefers_json(request):
-        body: dict[str, Any] = {"detail": text}
-        if links:
-            body["links"] = dict(links)
-        return JSONResponse(body, status_code=status, headers=NOT_CACHED)
-    html = render_page("message.html", title=title, message=text, links=list(links))
-    return HTMLResponse(html, status_code=status, headers=NOT_CACHED)
-
-
-def not_found(request: Request, ref: str) -> Response:
-    return message(
-        request,
-        404,
-        "Lock not found",
-        f"There is no lock with id {ref!r}. A lock id is 64 hex characters; "
-        "a prefix of 8 or more also works when it is unique.",
-    )
-
-
-def ambiguous(request: Request, ref: str, candidates: list[str], suffix: str) -> Response:
-    return message(
-        request,
-        300,
-        "Ambiguous lock id",
-        f"{len(candidates)} locks start with {ref!r}; use a longer prefix or the full id.",
-        [(c, f"/l/{c}{suffix}") for c in candidates],
-    )
-
-
-def find(request: Request, session: Session, ref: str, suffix: str = "") -> Lock | Response:
-    """The lock `ref` names exactly, or the redirect/300/404 response to answer instead."""
-    found = resolve(session, ref)
-    if found.lock is not None:
-        if found.lock.id == ref:
-            return found.lock
-        query = f"?{request.url.query}" if request.url.query else ""
-        return RedirectResponse(
-            f"/l/{found.lock.id}{suffix}{query}",
-            status_code=307,
-            headers={"Cache-Control": "no-cache"},
-        )
-    if found.ambiguous:
-        return ambiguous(request, ref, found.candidates, suffix)
-    return not_found(request, ref)
 
 
 def json_bytes(document: dict[str, Any]) -> bytes:
@@ -97,10 +40,9 @@ def json_bytes(document: dict[str, Any]) -> bytes:
 
 
 def lock_json(request: Request, document: dict[str, Any], vary: bool = False) -> Response:
-    # Archive status (issue 4) can change; everything else in the document cannot.
-    cache = SHORT if "archive" in document else IMMUTABLE
+    """The lock document as JSON, immutable: it holds no archive status, which can change."""
     headers = {"Vary": "Accept"} if vary else {}
-    return cached(request, json_bytes(document), "application/json", cache, headers)
+    return cached(request, json_bytes(document), "application/json", IMMUTABLE, headers)
 
 
 def download(
@@ -144,6 +86,42 @@ def download(
     return cached(request, body, FORMATS[fmt].media_type, IMMUTABLE, disposition)
 
 
+def explicit_from_archive(
+    request: Request, session: Session, ref: str, target: str, base_url: str
+) -> Response:
+    """`/l/{id}/explicit/{target}.txt?source=archive`: the explicit file with archive URLs.
+
+    Answers 409 (with the archive status link) while any package of the target is not
+    archived, rather than hand out URLs that do not resolve. Cached briefly: the bytes
+    depend on this deployment's base URL, unlike the upstream rendering.
+    """
+    lock = find(request, session, ref, f"/explicit/{quote(target)}.txt")
+    if isinstance(lock, Response):
+        return lock
+    document = lock_document(session, lock)
+    status_url = f"{base_url}/api/v1/locks/{lock.id}/archive"
+    urls = archived_urls(session, lock.id, base_url)
+    packages = (document["targets"].get(target) or {}).get("packages", [])
+    missing = sorted(p["filename"] for p in packages if p["url"] not in urls)
+    if missing:
+        return message(
+            request,
+            409,
+            "Not archived yet",
+            f"{len(missing)} package(s) of target {target} are not in the archive: "
+            f"{', '.join(missing)}. See the archive status, or ask for the archive with "
+            f"POST {status_url}.",
+            [("archive status", status_url)],
+        )
+    try:
+        body = render("explicit", with_archive_urls(document, urls), target)
+    except UnknownTarget as exc:
+        links = [(n, f"/l/{lock.id}/explicit/{n}.txt?source=archive") for n in exc.available]
+        return message(request, 404, "Choose a target", exc.message, links)
+    disposition = {"Content-Disposition": f'inline; filename="{target}.txt"'}
+    return cached(request, body, FORMATS["explicit"].media_type, SHORT, disposition)
+
+
 @router.api_route("/l/{ref}.json", methods=READ, summary="The lock as JSON (immutable)")
 def permalink_json(ref: str, request: Request, session: SessionDep) -> Response:
     lock = find(request, session, ref, ".json")
@@ -165,7 +143,7 @@ def permalink_explicit(
         Literal["upstream", "archive"], Query(description="archive: URLs point at our archive")
     ] = "upstream",
 ) -> Response:
-    if source == "archive":  # issue 4
+    if source == "archive":  # the archived copies, not the upstream URLs
         return explicit_from_archive(request, session, ref, target, settings.base_url)
     suffix = f"/explicit/{quote(target)}.txt"
     return download(
@@ -264,6 +242,7 @@ def permalink(ref: str, request: Request, session: SessionDep, settings: Setting
     document = lock_document(session, lock)
     if prefers_json(request):
         return lock_json(request, document, vary=True)
-    document["archive"] = archive_status(session, lock.id, settings.base_url)  # issue 4
+    # The archive status changes as packages are archived; the rest of the page cannot.
+    document["archive"] = archive_status(session, lock.id, settings.base_url)
     html = render_page("lock.html", **page_context(document, settings.base_url)).encode()
     return cached(request, html, "text/html; charset=utf-8", SHORT, {"Vary": "Accept"})

@@ -6,15 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
 
-from app.auth.tokens import SolveCaller
 from app.config import Settings
 from app.core.specs import SolveRequest, build_spec, parse_environment_platforms
 from app.core.targets import parse_targets
 from app.errors import InputError
+from app.jobs.quota import JobQuotaExceeded, check_job_quota
 from app.jobs.state import find_job, job_view, submit
 from app.queue.send import enqueue_solve
+from app.web.auth import SolveCaller
 from app.web.deps import SessionDep, SettingsDep
-from app.web.limits import check_job_quota, check_solve_limits
+from app.web.limits import check_solve_limits, parse_environment, too_many_jobs
 from app.web.responses import AUTH, BODY, NOT_FOUND, QUOTA
 from app.web.schemas import DEFAULT_TARGETS, SolveBody, SolveView
 
@@ -22,9 +23,13 @@ router = APIRouter(prefix="/api/v1/solves", tags=["solves"])
 
 
 def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
-    check_solve_limits(body, settings)  # sizes first, before anything is parsed further
+    # environment.yml is parsed here, once, within its limits; every later step reads that.
+    environment = (
+        None if body.environment is None else parse_environment(body.environment, settings)
+    )
+    check_solve_limits(body, environment, settings)  # sizes first, before anything further
     spec = build_spec(
-        environment=body.environment,
+        environment=environment,
         channels=body.channels,
         dependencies=body.dependencies,
         allowed_channels=settings.allowed_channel_entries,
@@ -36,7 +41,7 @@ def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
             t if isinstance(t, str) else t.model_dump(exclude_none=True) for t in body.targets
         ]
     else:
-        raw_targets = parse_environment_platforms(body.environment) or list(DEFAULT_TARGETS)
+        raw_targets = parse_environment_platforms(environment) or list(DEFAULT_TARGETS)
     targets = parse_targets(raw_targets, ["body", "targets"])
     return SolveRequest(
         spec=spec,
@@ -68,7 +73,10 @@ def create_solve(
         request = build_request(body, settings)
     except InputError as exc:
         raise HTTPException(status_code=422, detail=[exc.to_detail()]) from exc
-    check_job_quota(session, caller, request.hash, settings)
+    try:
+        check_job_quota(session, caller.token_id, caller.name, request.hash, settings)
+    except JobQuotaExceeded as exc:
+        raise too_many_jobs(exc) from exc
     job, created = submit(session, request, settings.dedupe_window, caller.token_id)
     if created:
         enqueue_solve(job.id)

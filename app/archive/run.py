@@ -1,0 +1,162 @@
+"""Archiving a lock in a worker, verifying the archive, and re-sending lost archive runs.
+
+:func:`run_archive` is idempotent: it only ever moves pending entries forward, so a
+re-sent message, a second worker or a rerun after a kill all converge on the same archive.
+A worker holds each file by a lease it renews while downloading; a killed worker's lease
+runs out and the next run takes the file over from scratch (its temp file is never
+served, and is removed once stale). The Celery tasks in workers/archive_tasks.py call
+these functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.archive.blobs import BlobInfo, BlobStore, Expected, get_store
+from app.archive.download import Download, Outcome, RetryPolicy, mirror
+from app.archive.state import (
+    claim,
+    ensure_entries,
+    lock_package_ids,
+    mark_archived,
+    mark_failed,
+    pending_entries,
+    renew,
+    set_run,
+    stale_runs,
+    touch_run,
+)
+from app.archive.verify import run_verify
+from app.config import Settings, get_settings
+from app.db.session import session_scope
+from app.locks.store import find_lock
+from app.queue.send import send_archive_task
+
+log = logging.getLogger(__name__)
+
+
+def policy_from(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        attempts=settings.archive_attempts,
+        backoff=settings.archive_backoff,
+        timeout=settings.archive_timeout,
+    )
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def verify_archive() -> None:
+    """Re-hash the stored blobs and check upstream; the report is kept in the database."""
+    with session_scope() as session:
+        report = run_verify(session, get_store())
+    log.info("archive verify: %s", report["summary"])
+
+
+def resend_stale_archives() -> None:
+    """Re-send lock archives whose message was lost (broker restart, worker killed)."""
+    settings = get_settings()
+    with session_scope() as session:
+        lock_ids = stale_runs(session, settings.archive_lease * 2)
+    for lock_id in lock_ids:
+        send_archive_task(lock_id)
+
+
+def run_archive(lock_id: str) -> None:
+    """Archive every package of the lock that is not archived yet."""
+    settings = get_settings()
+    store = get_store()
+    store.clean_temp(older_than=max(settings.archive_lease, settings.archive_timeout) * 2)
+    owner = _owner()
+    with session_scope() as session:
+        if find_lock(session, lock_id) is None:
+            log.warning("archive asked for unknown lock %s", lock_id)
+            return
+        ensure_entries(session, lock_package_ids(session, lock_id))
+        session.commit()
+        set_run(session, lock_id, "running")
+        while True:
+            pending = pending_entries(session, lock_id)
+            if not pending:
+                break
+            held = claim(session, [e.package_id for e in pending], owner, settings.archive_lease)
+            claimed = [e for e in pending if e.package_id in held]
+            if not claimed:
+                # Another worker holds what is left; wait for it, or for its lease to run out.
+                touch_run(session, lock_id)
+                time.sleep(1.0)
+                continue
+            downloads: list[Download] = []
+            for entry in claimed:
+                package = entry.package
+                if package.sha256 and store.exists(package.sha256):
+                    # Stored already (another lock, a proxy fetch, or a run killed before
+                    # it recorded the blob): only verified bytes are ever renamed into place.
+                    info = BlobInfo(package.sha256, package.md5, store.size(package.sha256))
+                    mark_archived(session, entry.package_id, info)
+                    continue
+                expected = Expected(package.sha256, package.md5 or None, package.size or None)
+                downloads.append(Download(entry.package_id, package.url, expected))
+            if downloads:
+                asyncio.run(_download_all(session, store, settings, owner, lock_id, downloads))
+        set_run(session, lock_id, "done")
+
+
+async def _download_all(
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    owner: str,
+    lock_id: str,
+    downloads: list[Download],
+) -> None:
+    """Fetch concurrently, recording each result as it lands and renewing leases meanwhile.
+
+    The session's writes run on one thread of their own, one at a time: a COMMIT per
+    finished file on the event loop would stall every download in flight, and with many
+    small packages those commits would take a large share of the run.
+    """
+    in_flight = {d.key for d in downloads}
+    loop = asyncio.get_running_loop()
+    database = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-db")
+
+    def record(outcome: Outcome) -> None:
+        key = outcome.download.key
+        if outcome.info is not None:
+            mark_archived(session, key, outcome.info)
+        else:
+            reason = str(outcome.error) if outcome.error else "unknown error"
+            log.warning("lock %s: could not archive %s", lock_id, reason)
+            mark_failed(session, key, reason)
+
+    async def done(outcome: Outcome) -> None:
+        in_flight.discard(outcome.download.key)
+        await loop.run_in_executor(database, record, outcome)
+
+    def beat_once(held: list[Any]) -> None:
+        renew(session, held, owner, settings.archive_lease)
+        touch_run(session, lock_id)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(max(settings.archive_lease / 3, 0.5))
+            await loop.run_in_executor(database, beat_once, sorted(in_flight))
+
+    beat = asyncio.create_task(heartbeat())
+    try:
+        await mirror(
+            downloads, store, policy_from(settings), settings.archive_concurrency, on_done=done
+        )
+    finally:
+        beat.cancel()
+        database.shutdown(wait=True)  # a write already started finishes first

@@ -1,0 +1,134 @@
+"""Running one solve job in a worker: claim it, solve it, store the lock, record the result.
+
+The Celery task (workers/tasks.py) calls :func:`run_solve` with the job id its message
+carries; everything else is in the database. A caller may pass its own :class:`Solver`
+and a :data:`~app.solve.solver.StepTimer`, which is how bench/profile.py times each step
+of this body without patching it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from app.archive.state import request_archive
+from app.config import get_settings
+from app.core.targets import Target
+from app.db.session import pinned_session_scope
+from app.jobs.heartbeat import Heartbeat
+from app.jobs.state import ClaimedJob, claim, fail, succeed
+from app.locks.store import store_lock
+from app.solve.solver import SolveFailure, Solver, StepTimer, untimed
+
+log = logging.getLogger(__name__)
+
+_solver: Solver | None = None
+
+
+def get_solver() -> Solver:
+    """One warm Solver (and Gateway) per worker process."""
+    global _solver
+    if _solver is None:
+        settings = get_settings()
+        _solver = Solver(
+            settings.repodata_cache_dir, settings.repodata_ttl, settings.repodata_retries
+        )
+    return _solver
+
+
+def _targets(request: dict) -> list[Target]:
+    return [
+        Target(t["name"], t["platform"], tuple(t["virtual_packages"])) for t in request["targets"]
+    ]
+
+
+def run_solve(job_id: str, solver: Solver | None = None, step: StepTimer = untimed) -> None:
+    """Claim, solve, store. The heartbeat keeps the claim while this worker lives; every
+    write names the attempt, so a worker that lost the job (stalled past its lease) cannot
+    overwrite what the worker that took it over records.
+
+    `solver` defaults to this process's warm one (:func:`get_solver`); `step` is called
+    around each step by name (``claim``, ``store_lock``, ``succeed``, and the solver's).
+    """
+    settings = get_settings()
+    with pinned_session_scope() as session:
+        with step("claim"):
+            job = claim(
+                session, job_id, lease=settings.job_lease, max_attempts=settings.max_attempts
+            )
+        if job is None:
+            log.info("job %s is not claimable (done, running elsewhere or gone)", job_id)
+            return
+        attempt = job.attempts
+        log.info("job %s: attempt %d of %d claimed", job_id, attempt, settings.max_attempts)
+        with Heartbeat(job_id, attempt, settings.job_lease) as beat:
+            solved = _solve_and_store(session, job, attempt, beat, solver or get_solver(), step)
+        if solved is None:
+            return
+        lock_id, progress = solved
+        with step("succeed"):
+            won = succeed(session, job_id, lock_id, progress, attempt)
+        if not won:
+            log.warning("job %s: attempt %d lost the job; lock %s kept", job_id, attempt, lock_id)
+            return
+        if settings.archive == "auto":
+            request_archive(session, lock_id, retry_failed=False)  # sends the task by name
+
+
+def _solve_and_store(
+    session: Session,
+    job: ClaimedJob,
+    attempt: int,
+    beat: Heartbeat,
+    solver: Solver,
+    step: StepTimer,
+) -> tuple[str, dict[str, str]] | None:
+    """(lock id, progress), or None when the job failed (recorded unless it was lost)."""
+    settings = get_settings()
+    job_id, request = job.id, job.request
+    progress: dict[str, str] = dict(job.progress or {})
+
+    def on_progress(target: str, state: str) -> None:
+        # Written by the heartbeat thread, so the solve does not wait for the commit: when
+        # solving starts and when one of several targets ends; the final state is written
+        # with the job's result anyway.
+        first = all(v == "pending" for v in progress.values())
+        progress[target] = state
+        if first or (state != "solving" and len(progress) > 1):
+            beat.report("solving", progress)
+
+    exclude_newer = request.get("exclude_newer")
+    try:
+        locked, provenance = asyncio.run(
+            solver.solve(
+                channels=request["spec"]["channels"],
+                specs=request["spec"]["dependencies"],
+                targets=_targets(request),
+                exclude_newer=datetime.fromisoformat(exclude_newer) if exclude_newer else None,
+                channel_priority=request["channel_priority"],
+                timeout=settings.solve_timeout,
+                on_progress=on_progress,
+                step=step,
+            )
+        )
+    except SolveFailure as failure:
+        fail(session, job_id, failure.kind, failure.message, failure.detail, progress, attempt)
+        return None
+    except (OperationalError, InterfaceError):
+        # The database went away: not the job's fault. Its lease runs out and the
+        # sweeper gives it to a worker again (up to CONDARCHIVE_MAX_ATTEMPTS).
+        raise
+    except Exception as exc:  # noqa: BLE001 - a job must end, with its reason
+        log.exception("job %s failed unexpectedly", job_id)
+        fail(session, job_id, "internal", f"{type(exc).__name__}: {exc}", {}, progress, attempt)
+        return None
+    spec = {**request["spec"], "name": request.get("name"), "submitted": request["submitted"]}
+    # Committed by succeed() together with the job's result (or alone if this attempt
+    # lost the job: a lock is valid whoever made it).
+    with step("store_lock"):
+        lock_id = store_lock(session, locked, spec, job.spec_hash, provenance)
+    return lock_id, progress
