@@ -36,8 +36,6 @@ def _require_services() -> None:
 
 
 def _allowed_skip(name: str, reason: str) -> bool:
-    if name == "archive" and reason.startswith("archive API not available"):
-        return True  # the archive API (issue 4) may not be merged yet
     return not REALDATA.is_dir() and "realdata" in reason
 
 

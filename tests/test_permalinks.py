@@ -55,7 +55,7 @@ def test_page_shows_the_lock(http: httpx.Client, lock_id: str, inprocess: InProc
 
 
 def assert_revalidates(http: httpx.Client, path: str) -> None:
-    """The page's ETag gets a 304. The page shows archive status (issue 4), which changes
+    """The page's ETag gets a 304. The page shows archive status, which changes
     while the archive runs, so a changed page may answer 200 a few times first."""
     for _ in range(50):
         etag = http.get(path, headers=BROWSER).headers["etag"]

@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -358,15 +359,10 @@ class Proxy:
             record_proxied_package(session, record, info)
 
 
-_proxy: Proxy | None = None
-
-
+@lru_cache(maxsize=1)
 def get_proxy() -> Proxy:
     """One proxy per process, built from the settings on first use."""
-    global _proxy
-    if _proxy is None:
-        from app.archive.blobs import get_store
-        from app.config import get_settings
+    from app.archive.blobs import get_store
+    from app.config import get_settings
 
-        _proxy = Proxy(get_settings(), get_store())
-    return _proxy
+    return Proxy(get_settings(), get_store())

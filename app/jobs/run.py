@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -26,18 +27,12 @@ from app.solve.solver import SolveFailure, Solver, StepTimer, untimed
 
 log = logging.getLogger(__name__)
 
-_solver: Solver | None = None
 
-
+@lru_cache(maxsize=1)
 def get_solver() -> Solver:
     """One warm Solver (and Gateway) per worker process."""
-    global _solver
-    if _solver is None:
-        settings = get_settings()
-        _solver = Solver(
-            settings.repodata_cache_dir, settings.repodata_ttl, settings.repodata_retries
-        )
-    return _solver
+    settings = get_settings()
+    return Solver(settings.repodata_cache_dir, settings.repodata_ttl, settings.repodata_retries)
 
 
 def _targets(request: dict) -> list[Target]:

@@ -54,18 +54,16 @@ def _reset_process_state() -> None:
 
     get_settings.cache_clear()
     reset_engine()
-    for module_name, attribute in _SINGLETONS:
+    for module_name, getter in _SINGLETONS:
         module = sys.modules.get(module_name)  # not imported yet: nothing to forget
-        if module is not None and hasattr(module, attribute):
-            setattr(module, attribute, None)
+        if module is not None:
+            getattr(module, getter).cache_clear()
 
 
-#: (module, global) of the lazily built per-process objects; the solver's moved from
-#: workers/tasks.py to app/jobs/run.py, so both places are looked at.
+#: (module, cached getter) of the lazily built per-process objects.
 _SINGLETONS = (
-    ("app.jobs.run", "_solver"),
-    ("workers.tasks", "_solver"),
-    ("app.archive.proxy", "_proxy"),
+    ("app.jobs.run", "get_solver"),
+    ("app.archive.proxy", "get_proxy"),
 )
 
 
