@@ -7,7 +7,6 @@ was skipped for a stated reason that is allowed here) and wrote its figures.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from bench.paths import REALDATA, ROOT
 from bench.sections import SECTIONS
-from bench.stack import missing_services
+from tests.conftest import require_services
 
 pytestmark = [pytest.mark.process, pytest.mark.distributed]
 
@@ -26,21 +25,12 @@ pytestmark = [pytest.mark.process, pytest.mark.distributed]
 REALDATA_SECTIONS = ("overhead", "targets", "cache", "cold", "archive", "scale")
 
 
-def _require_services() -> None:
-    missing = missing_services()
-    if missing:
-        message = f"{' and '.join(missing)} not running on 127.0.0.1"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 def _allowed_skip(name: str, reason: str) -> bool:
     return not REALDATA.is_dir() and "realdata" in reason
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
-    _require_services()
+    require_services()
     output = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
@@ -79,7 +69,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
 def test_bench_profile_steps_times_each_step_of_the_task_body() -> None:
     """`python -m bench.profile steps` wraps the worker's steps by name: it must follow
     the code it times (bench/README.md's table of the solve overhead comes from it)."""
-    _require_services()
+    require_services()
     done = subprocess.run(
         [sys.executable, "-m", "bench.profile", "steps", "--jobs", "2", "--case", "synthetic"],
         cwd=ROOT,
