@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     sweep_grace: float = 30.0  # seconds a queued job waits before its message is re-sent
     repodata_retries: int = 3  # retries of a repodata request on 5xx, timeout, reset
     db_connect_timeout: int = 5  # seconds to reach Postgres before answering 503
+    # `serve` restarts a worker that died after this many seconds (doubling, up to 60, while
+    # it keeps dying young); health says "degraded" once a queue has had no live worker (a
+    # heartbeat file in data_dir/workers) for worker_stale_after seconds (embedded mode).
+    worker_restart_backoff: float = 1.0
+    worker_stale_after: float = 30.0
 
     # Archive: every locked package kept in a content-addressed blob store.
     archive: Literal["auto", "off"] = "auto"  # auto: archive each new lock's packages
@@ -55,8 +60,17 @@ class Settings(BaseSettings):
     archive_backoff: float = 0.5  # seconds before the 2nd try; doubles each time
     archive_timeout: float = 60.0  # seconds without bytes before a download is abandoned
     archive_lease: float = 120.0  # seconds a worker holds a package; renewed while it downloads
+    # A trickling upstream (slow loris) fails the file: a try must average this many bytes/s
+    # once archive_rate_grace seconds have passed (0: off), and a file (every try) must be
+    # done within archive_file_deadline seconds (0: none; 2 h fits 2 GB at ~300 kB/s).
+    archive_min_rate: float = 16_384.0
+    archive_rate_grace: float = 30.0
+    archive_file_deadline: float = 7200.0
     proxy_channels: str = ""  # pull-through mirror: "name=url,name=url"
     proxy_repodata_ttl: float = 300.0  # seconds before cached upstream repodata is refreshed
+    # Decoded bytes of one upstream repodata.json the proxy keeps (a gzip bomb stops here):
+    # 1 GiB is a few times conda-forge's largest subdir (some 300 MB) and bounds its disk.
+    proxy_max_repodata_bytes: int = 1024**3
     repodata_max_age: int = 60  # Cache-Control max-age of served repodata
     verify_interval: float = 86400.0  # seconds between beat-scheduled `verify` runs
     # Run each task in the process that sends it, without a broker (the in-process tests).
@@ -70,6 +84,7 @@ class Settings(BaseSettings):
     max_import_bytes: int = 33_554_432  # request body of POST /api/v1/locks/import
     max_dependencies: int = 500  # match specs in one solve request
     max_targets: int = 16  # targets in one solve request
+    max_channels: int = 32  # channels one solve request resolves to (`channel::` specs too)
     max_jobs_per_token: int = 20  # solves one token may have queued or running at once
     max_archive_bytes_per_lock: int = 20 * 1024**3  # sum of a lock's package sizes to archive
     max_environment_bytes: int = 262_144  # environment.yml text in a solve request
@@ -119,6 +134,11 @@ class Settings(BaseSettings):
     @property
     def resolved_blob_dir(self) -> Path:
         return (self.blob_dir or self.resolved_data_dir / "blobs").expanduser().resolve()
+
+    @property
+    def archive_queue(self) -> str:
+        """The Celery queue of archive runs and verify (solves use `queue`)."""
+        return f"{self.queue}.archive"
 
     @property
     def proxy_dir(self) -> Path:

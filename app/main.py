@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -10,8 +11,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from app.config import get_settings
 from app.web import responses as documented
 from app.web.auth import require_reader
+from app.web.input_errors import LoneSurrogates, request_validation_error
 from app.web.limits import BodySizeLimit, BodyTooLarge, LimitExceeded
-from app.web.routes import admin, health, locks, pages, permalinks, solves
+from app.web.routes import admin, docs, health, locks, pages, permalinks, solves
 from app.web.routes import archive as archive_api
 from app.web.routes import channels as channels_api
 
@@ -23,18 +25,26 @@ def create_app() -> FastAPI:
         title="condarchive",
         version="0.1.0",
         description="Resolve, lock and archive conda environments.",
+        # Served by app/web/routes/docs.py, behind the read check like every other read.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     # Reads are public unless CONDARCHIVE_PUBLIC_READS=false; writes check their own scope.
     readers = [Depends(require_reader)]
     app.include_router(solves.router, dependencies=readers)
     app.include_router(locks.router, dependencies=readers)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(admin.router)
     app.include_router(archive_api.router, dependencies=readers)
     app.include_router(channels_api.router, dependencies=readers, responses=documented.CHANNEL)
     app.include_router(permalinks.router, dependencies=readers, responses=documented.PERMALINK)
     app.include_router(pages.router, dependencies=readers)
+    # Inside the size limit (added later is outermost), which bounds what it buffers.
+    app.add_middleware(LoneSurrogates)
     app.add_middleware(BodySizeLimit, settings=get_settings(), import_path=IMPORT_PATH)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
 
     async def database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(

@@ -136,7 +136,10 @@ def test_user_text_is_escaped(http: httpx.Client, channel_url: str) -> None:
     assert "&lt;script&gt;alert(&#39;spec&#39;)&lt;/script&gt;" in page  # the spec text
     hostile = http.get("/l/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
     assert hostile.status_code == 404 and "<script" not in hostile.text
-    env = http.get(f"/l/{lock_id}/environment.yml").text
+    # The name is the request's, not the lock's: environment.yml carries it when rendered
+    # for the job that gave it.
+    (asked,) = http.get(f"/api/v1/locks/{lock_id}/requests").json()["items"]
+    env = http.get(f"/l/{lock_id}/environment.yml?job={asked['job_id']}").text
     assert "name: <script>" in env  # YAML, not HTML: the bytes the user wrote
 
 

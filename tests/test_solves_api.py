@@ -177,8 +177,10 @@ def test_lock_has_every_field_of_the_contract(
     assert {"id", "created_at", "spec", "targets", "provenance"} <= set(lock)
     assert lock["id"] == job["lock_id"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lock["created_at"])
-    assert lock["spec"]["channels"] == [channel_url]
-    assert lock["spec"]["dependencies"] == sorted(
+    assert lock["spec"] == {"channels": [channel_url]}  # only what the lock id covers
+    # What was asked is the request's (the job's), not the lock's.
+    (asked,) = api.get(f"/api/v1/locks/{lock['id']}/requests?job={job['id']}").json()["items"]
+    assert asked["spec"]["dependencies"] == sorted(
         ["numlib >=1.20,<2", "pyutil", "tzdata-lite", "torchlike"]
     )
     assert set(lock["targets"]) == {"linux-64", "osx-arm64"}
@@ -195,6 +197,7 @@ def test_lock_has_every_field_of_the_contract(
         "md5",
         "size",
         "depends",
+        "constrains",
     }
     formats = set()
     for name, target in lock["targets"].items():
@@ -262,27 +265,39 @@ def test_lock_id_is_the_documented_hash_and_the_same_for_the_same_result(
     assert first["id"] != second["id"] and first["spec_hash"] != second["spec_hash"]
     assert first["lock_id"] == second["lock_id"]
     lock = get_lock(api, first)
+    document = api.get(f"/l/{lock['id']}.json").json()  # with the record extras
+
+    def canonical_package(p: dict[str, Any]) -> dict[str, Any]:
+        fields = list(lock["targets"][name]["packages"][0])  # the API's package fields
+        extras = ("noarch", "timestamp", "license", "track_features")
+        return {**{k: p[k] for k in fields}, "extras": {k: p[k] for k in extras if k in p}}
+
+    def dumps(obj: Any) -> str:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
     canonical = {
-        "version": 1,
+        "version": 2,
+        "channels": lock["spec"]["channels"],
         "targets": {
             target_name: {
                 "platform": target["platform"],
                 "virtual_packages": sorted(target["virtual_packages"]),
                 "packages": sorted(
-                    (
-                        {k: p[k] for k in ("url", "sha256", "md5", "size")}
-                        for p in target["packages"]
-                    ),
-                    key=lambda p: p["url"],
+                    (canonical_package(p) for p in target["packages"]),
+                    key=lambda p: (p["url"], dumps(p)),
                 ),
             }
-            for target_name, target in lock["targets"].items()
+            for target_name, target in document["targets"].items()
         },
     }
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert lock["id"] == hashlib.sha256(text.encode()).hexdigest()
-    # Written once: the second solve did not replace what the first one stored.
-    assert lock["spec"]["submitted"]["dependencies"] == ["numlib>=1.20,<2", "pyutil"]
+    assert lock["id"] == hashlib.sha256(dumps(canonical).encode()).hexdigest()
+    # Written once, and what each request asked stays its own: the second request's
+    # spec did not replace the first's, nor is the first's shown as the second's.
+    asked = api.get(f"/api/v1/locks/{lock['id']}/requests").json()["items"]
+    by_job = {r["job_id"]: r for r in asked}
+    assert by_job[first["id"]]["submitted"]["dependencies"] == ["numlib>=1.20,<2", "pyutil"]
+    assert by_job[second["id"]]["name"] == "different"
+    assert "name: different" in by_job[second["id"]]["submitted"]["environment"]
 
 
 def test_channel_named_in_a_spec_is_used(api: httpx.Client, channel_url: str) -> None:

@@ -192,12 +192,15 @@ class BlobStore(ABC):
         """
 
     def writer(self, expected: Expected | None = None) -> BlobWriter:
-        """A temp file for bytes that must match `expected`; md5 is computed only when the
-        record has no sha256 to check or no md5 to record (see :class:`BlobWriter`)."""
+        """A temp file for bytes that must match `expected`.
+
+        Both digests are computed, always: the blobs row records what the bytes are, and
+        served repodata lists those hashes, so a record's md5 is never taken on trust
+        (a record may name a true sha256 beside a wrong md5, and is then refused).
+        """
         directory = self.temp_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        md5_from = expected.md5 if expected and expected.sha256 and expected.md5 else None
-        return BlobWriter(directory / f"{uuid.uuid4().hex}.part", md5_from)
+        return BlobWriter(directory / f"{uuid.uuid4().hex}.part")
 
     def stream(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         """Yield bytes [start, end) without holding the file in memory."""

@@ -6,6 +6,11 @@ retried with exponential backoff, resuming with a Range request from the bytes a
 disk when the server answers 206. A body whose sha256, md5 or size differs from the record
 is never stored; it is retried from scratch (a CDN may have served a bad copy) and, if it
 stays wrong, reported with the URL and both hashes.
+
+A slow upstream cannot hold a download forever: silence is bounded by the read timeout
+(``CONDARCHIVE_ARCHIVE_TIMEOUT``), a trickle by a minimum average rate once a grace period
+has passed (``CONDARCHIVE_ARCHIVE_MIN_RATE``, ``CONDARCHIVE_ARCHIVE_RATE_GRACE``), and the
+whole file, every try included, by ``CONDARCHIVE_ARCHIVE_FILE_DEADLINE``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import httpx
 
 from app.archive.blobs import BlobInfo, BlobMismatch, BlobStore, BlobWriter, Expected
 from app.archive.write_behind import WriteBehind
+from app.config import Settings
 from app.core.egress import FetchRefused, guard_hooks
 from app.core.tls import ssl_context
 
@@ -34,10 +40,25 @@ class RetryPolicy:
     attempts: int = 4  # tries in all, including the first
     backoff: float = 0.5  # seconds before the second try; doubles after each
     timeout: float = 60.0  # seconds without a byte before the try is abandoned
+    min_rate: float = 0.0  # bytes/s a try must average once `rate_grace` has passed; 0: off
+    rate_grace: float = 30.0  # seconds of a try before `min_rate` applies
+    deadline: float = 0.0  # seconds for the whole file, every try included; 0: none
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait before try number `attempt` (counting from 1)."""
         return 0.0 if attempt <= 1 else self.backoff * 2 ** (attempt - 2)
+
+
+def policy_from(settings: Settings) -> RetryPolicy:
+    """The archive's download policy (workers and the pull-through proxy alike)."""
+    return RetryPolicy(
+        attempts=settings.archive_attempts,
+        backoff=settings.archive_backoff,
+        timeout=settings.archive_timeout,
+        min_rate=settings.archive_min_rate,
+        rate_grace=settings.archive_rate_grace,
+        deadline=settings.archive_file_deadline,
+    )
 
 
 class FetchError(Exception):
@@ -61,6 +82,26 @@ class FetchError(Exception):
 
 class _Retry(Exception):
     """This try failed in a way another try may not."""
+
+
+class _RateCheck:
+    """Fails a try whose body trickles in below ``policy.min_rate`` after the grace period."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.started = asyncio.get_running_loop().time()
+        self.received = 0
+
+    def add(self, count: int) -> None:
+        self.received += count
+        if self.policy.min_rate <= 0:
+            return
+        elapsed = asyncio.get_running_loop().time() - self.started
+        if elapsed > self.policy.rate_grace and self.received < self.policy.min_rate * elapsed:
+            raise _Retry(
+                f"too slow: {self.received} bytes in {elapsed:.1f}s is under "
+                f"CONDARCHIVE_ARCHIVE_MIN_RATE={self.policy.min_rate:g} bytes/s"
+            )
 
 
 #: Bytes asked of the socket per read while downloading (httpcore ships 64 KiB).
@@ -97,7 +138,11 @@ def make_client(policy: RetryPolicy, concurrency: int) -> httpx.AsyncClient:
 
 
 async def _download_once(
-    client: httpx.AsyncClient, url: str, sink: WriteBehind[BlobWriter], size: int | None
+    client: httpx.AsyncClient,
+    url: str,
+    sink: WriteBehind[BlobWriter],
+    size: int | None,
+    policy: RetryPolicy | None = None,
 ) -> None:
     """One GET into `sink`, resuming from what it already holds where the server allows.
 
@@ -105,7 +150,7 @@ async def _download_once(
     writer's size is the offset a retry resumes from.
     """
     try:
-        await _stream_once(client, url, sink, size)
+        await _stream_once(client, url, sink, size, _RateCheck(policy or RetryPolicy()))
     finally:
         await sink.flush()
     if size is not None and sink.writer.size < size:
@@ -113,7 +158,11 @@ async def _download_once(
 
 
 async def _stream_once(
-    client: httpx.AsyncClient, url: str, sink: WriteBehind[BlobWriter], size: int | None
+    client: httpx.AsyncClient,
+    url: str,
+    sink: WriteBehind[BlobWriter],
+    size: int | None,
+    rate: _RateCheck,
 ) -> None:
     writer = sink.writer
     headers = {"Accept-Encoding": "identity"}
@@ -140,6 +189,7 @@ async def _stream_once(
         chunks = response.aiter_bytes() if encoded else response.aiter_raw()
         async for chunk in chunks:
             await sink.write(chunk)
+            rate.add(len(chunk))
         await sink.flush()
         if encoded and writer.size != size:
             writer.restart()  # an encoded body cannot be resumed by byte offset
@@ -176,10 +226,20 @@ async def _fetch_tries(
     reason = "no attempt made"
     mismatch: BlobMismatch | None = None
     writer = sink.writer
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + policy.deadline if policy.deadline > 0 else None
     for attempt in range(1, max(policy.attempts, 1) + 1):
         await asyncio.sleep(policy.delay(attempt))
         try:
-            await _download_once(client, url, sink, expected.size)
+            async with asyncio.timeout_at(deadline):
+                await _download_once(client, url, sink, expected.size, policy)
+        except TimeoutError as exc:
+            raise FetchError(
+                url,
+                f"not done within CONDARCHIVE_ARCHIVE_FILE_DEADLINE={policy.deadline:g}s "
+                f"(try {attempt}; {writer.size} bytes received)",
+                permanent=True,
+            ) from exc
         except _Retry as exc:
             reason = str(exc)
             log.info("%s: try %d failed (%s)", url, attempt, reason)

@@ -5,9 +5,19 @@ upstream no longer lists. Once a copy exists a client never waits on upstream: a
 (older than ``proxy_repodata_ttl``) is served at once while one background refresh per
 channel subdir re-validates it (If-None-Match / If-Modified-Since).
 
-Packages: a file not yet archived is looked up in the upstream repodata copy, downloaded
-through the same mirror code the workers use (streamed, retried, verified against the
-record's sha256, md5 and size), stored, recorded as archived, and only then served.
+Packages: a file is looked up in the upstream repodata copy, and what is served is the
+archived copy with exactly that record's hashes; if there is none yet, the file is
+downloaded through the same mirror code the workers use (streamed, retried, verified
+against the record's sha256, md5 and size), stored, recorded as archived, and only then
+served. A file upstream no longer lists is served as the merged listing lists it (the
+first archived copy, with its blob's hashes). So the listing and the bytes always agree,
+also after upstream replaced a file under the same name.
+
+Only known conda subdirs are proxied (py-rattler's platforms and ``noarch``): any other
+name is a 404 with no upstream request and nothing on disk. Upstream repodata is
+decoded to disk up to ``CONDARCHIVE_PROXY_MAX_REPODATA_BYTES``; past that (a gzip bomb,
+or a runaway body) the fetch fails with 502 naming the limit, and the partial file is
+removed.
 
 This is the one place the web process downloads: a conda client is waiting for the bytes,
 so a queue round trip would only add latency. Downloads of one file are single-flight per
@@ -33,11 +43,17 @@ import httpx
 import rattler
 from starlette.concurrency import run_in_threadpool
 
-from app.archive.blobs import BlobInfo, BlobStore, Expected
+from app.archive.blobs import BlobInfo, BlobMismatch, BlobStore, Expected, mismatches
 from app.archive.naming import channel_name
 from app.archive.repodata import compress, empty_repodata, encode, merge_archived
 from app.archive.state import record_proxied as record_proxied_package
-from app.archive.views import archive_fingerprint, archived_packages, archived_sha256
+from app.archive.state import stored_blob
+from app.archive.views import (
+    archive_fingerprint,
+    archived_matching,
+    archived_packages,
+    archived_sha256,
+)
 from app.config import Settings
 from app.core.egress import guard_hooks
 from app.core.etag import etag_of
@@ -46,6 +62,10 @@ from app.core.tls import ssl_context
 from app.db.session import session_scope
 
 log = logging.getLogger(__name__)
+
+
+#: The subdirs the proxy fetches: py-rattler's platforms and noarch, nothing a client invents.
+KNOWN_SUBDIRS = frozenset(str(p) for p in rattler.Platform.all()) | {"noarch"}
 
 
 class ProxyError(Exception):
@@ -103,13 +123,12 @@ class Proxy:
         self.alias = settings.channel_alias
         self.root = settings.proxy_dir
         self.ttl = settings.proxy_repodata_ttl
+        self.max_repodata_bytes = settings.proxy_max_repodata_bytes
         self.store = store
         self.timeout = settings.archive_timeout
-        from app.archive.download import RetryPolicy
+        from app.archive.download import policy_from
 
-        self.policy = RetryPolicy(
-            settings.archive_attempts, settings.archive_backoff, settings.archive_timeout
-        )
+        self.policy = policy_from(settings)
         self._locks: dict[tuple[str, ...], asyncio.Lock] = {}
         self._refreshing: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._client: httpx.AsyncClient | None = None
@@ -117,7 +136,15 @@ class Proxy:
     # --- upstream repodata ------------------------------------------------------------------
 
     def _dir(self, name: str, subdir: str) -> Path:
+        if subdir not in KNOWN_SUBDIRS:  # never a directory for a name a client invented
+            raise ProxyError(404, f"{subdir!r} is not a conda subdir")
         return self.root / channel_name(self.channels[name]) / subdir
+
+    @staticmethod
+    def check_subdir(subdir: str) -> None:
+        if subdir not in KNOWN_SUBDIRS:
+            known = ", ".join(sorted(KNOWN_SUBDIRS))
+            raise ProxyError(404, f"{subdir!r} is not a conda subdir (known: {known})")
 
     def _lock(self, *key: str) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -178,13 +205,15 @@ class Proxy:
                 raise ProxyError(502, f"upstream {url} answered HTTP {status}")
             digest = hashlib.sha256()
             fd, temp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
-                if status == 200:
-                    async for chunk in response.aiter_bytes():
-                        handle.write(chunk)
-                        digest.update(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    if status == 200:
+                        await self._write_capped(response, handle, digest, url)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
             os.replace(temp, directory / "upstream.json")
             self._write_meta(
                 name,
@@ -198,6 +227,26 @@ class Proxy:
                     "url": url,
                 },
             )
+
+    async def _write_capped(
+        self, response: httpx.Response, handle: Any, digest: Any, url: str
+    ) -> None:
+        """Decode the body into `handle`, refusing more than ``max_repodata_bytes``.
+
+        httpx decodes gzip, deflate, br and zstd content-encodings as it streams, so a
+        small compressed body can decode to any size: the count is of decoded bytes.
+        """
+        written = 0
+        async for chunk in response.aiter_bytes():
+            written += len(chunk)
+            if written > self.max_repodata_bytes:
+                raise ProxyError(
+                    502,
+                    f"upstream {url} decodes to more than "
+                    f"CONDARCHIVE_PROXY_MAX_REPODATA_BYTES={self.max_repodata_bytes} bytes",
+                )
+            handle.write(chunk)
+            digest.update(chunk)
 
     async def _refresh_in_background(self, name: str, subdir: str) -> None:
         async with self._lock("repodata", name, subdir):
@@ -216,6 +265,7 @@ class Proxy:
 
     async def upstream(self, name: str, subdir: str) -> UpstreamCopy:
         """The upstream copy: at once if we have one (refreshing it if stale), else fetched."""
+        self.check_subdir(subdir)
         copy = self._read_copy(name, subdir)
         if copy is not None:
             if time.time() - copy.fetched_at > self.ttl:
@@ -302,40 +352,43 @@ class Proxy:
         """The upstream record of `filename`, read lazily from the on-disk copy."""
         if copy.status != 200:
             return None
-        stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
-        parts = stem.rsplit("-", 2)
-        if len(parts) != 3:
-            return None
-        base = copy.url.rsplit("/", 2)[0]
-        sparse = rattler.SparseRepoData(rattler.Channel(base), subdir, copy.path)
-        try:
-            records = sparse.load_records(parts[0], rattler.PackageFormatSelection.BOTH)
-        except Exception:  # noqa: BLE001 - an invalid name is simply not listed
-            return None
-        finally:
-            sparse.close()
-        for record in records:
-            if record.file_name == filename:
-                return json.loads(record.to_json())
-        return None
+        found = _lookup_cached(str(copy.path), copy.sha256, copy.url, subdir, filename)
+        return json.loads(found) if found is not None else None
 
     async def package(self, name: str, subdir: str, filename: str) -> str:
-        """The sha256 of the stored file, fetching and verifying it first if need be."""
+        """The sha256 of the stored file, fetching and verifying it first if need be.
+
+        The bytes served are those the merged listing names: for a file upstream lists,
+        the archived copy with every hash of upstream's record (fetched now if there is
+        none); for one it no longer lists, the first copy archived.
+        """
         if not is_package_filename(filename):
             raise ProxyError(404, f"{filename!r} is not a conda package filename")
+        self.check_subdir(subdir)
         cname = channel_name(self.channels[name])
-        sha256 = await run_in_threadpool(archived_sha256, cname, subdir, filename)
-        if sha256:
-            return sha256
-        async with self._lock("package", name, subdir, filename):
+        try:
+            copy: UpstreamCopy | None = await self.upstream(name, subdir)
+        except ProxyError:
+            copy = None  # upstream unreachable: what we archived is all we can list
+        record = await run_in_threadpool(self._lookup, copy, subdir, filename) if copy else None
+        if record is None:
             sha256 = await run_in_threadpool(archived_sha256, cname, subdir, filename)
             if sha256:
                 return sha256
-            copy = await self.upstream(name, subdir)
-            record = await run_in_threadpool(self._lookup, copy, subdir, filename)
-            if record is None:
-                raise ProxyError(404, f"{self.channels[name]}/{subdir} does not list {filename}")
-            expected = Expected(record.get("sha256"), record.get("md5"), record.get("size"))
+            if copy is None:
+                raise ProxyError(502, f"upstream {self.channels[name]}/{subdir} unreachable")
+            raise ProxyError(404, f"{self.channels[name]}/{subdir} does not list {filename}")
+        expected = Expected(
+            record.get("sha256") or None, record.get("md5") or None, record.get("size") or None
+        )
+        match = (cname, subdir, filename, expected.sha256, expected.md5, expected.size)
+        sha256 = await run_in_threadpool(archived_matching, *match)
+        if sha256:
+            return sha256
+        async with self._lock("package", name, subdir, filename):
+            sha256 = await run_in_threadpool(archived_matching, *match)
+            if sha256:
+                return sha256
             info = await self._fetch_package(record["url"], expected)
             record["channel"] = self.channels[name]
             await run_in_threadpool(self._record, record, info)
@@ -344,8 +397,12 @@ class Proxy:
     async def _fetch_package(self, url: str, expected: Expected) -> BlobInfo:
         from app.archive.download import FetchError, fetch_to_store
 
-        if expected.sha256 and self.store.exists(expected.sha256):
-            return BlobInfo(expected.sha256, expected.md5 or "", self.store.size(expected.sha256))
+        if expected.sha256:
+            stored = await run_in_threadpool(self._stored, expected.sha256)
+            if stored is not None:
+                if mismatches(expected, stored):  # a true sha256 beside a wrong md5 or size
+                    raise ProxyError(502, str(BlobMismatch(expected, stored, url)))
+                return stored
         try:
             info, _created = await fetch_to_store(
                 self.client(), url, expected, self.store, self.policy
@@ -354,9 +411,39 @@ class Proxy:
             raise ProxyError(502, str(exc)) from exc
         return info
 
+    def _stored(self, sha256: str) -> BlobInfo | None:
+        with session_scope() as session:
+            return stored_blob(session, self.store, sha256)
+
     def _record(self, record: dict[str, Any], info: BlobInfo) -> None:
         with session_scope() as session:
             record_proxied_package(session, record, info)
+
+
+@lru_cache(maxsize=4096)
+def _lookup_cached(path: str, sha256: str, url: str, subdir: str, filename: str) -> str | None:
+    """The record of `filename` in the upstream copy at `path` (digest `sha256`), as JSON.
+
+    Cached per copy (a refreshed copy has another digest), so serving a file again costs
+    no re-read of upstream's repodata.
+    """
+    del sha256  # part of the cache key only
+    stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
+    parts = stem.rsplit("-", 2)
+    if len(parts) != 3:
+        return None
+    base = url.rsplit("/", 2)[0]
+    sparse = rattler.SparseRepoData(rattler.Channel(base), subdir, Path(path))
+    try:
+        records = sparse.load_records(parts[0], rattler.PackageFormatSelection.BOTH)
+    except Exception:  # noqa: BLE001 - an invalid name is simply not listed
+        return None
+    finally:
+        sparse.close()
+    for record in records:
+        if record.file_name == filename:
+            return str(record.to_json())
+    return None
 
 
 @lru_cache(maxsize=1)

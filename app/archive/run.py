@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.archive.blobs import BlobInfo, BlobStore, Expected, get_store
-from app.archive.download import Download, Outcome, RetryPolicy, mirror
+from app.archive.blobs import BlobMismatch, BlobStore, Expected, get_store, mismatches
+from app.archive.download import Download, Outcome, mirror, policy_from
 from app.archive.state import (
     claim,
     ensure_entries,
@@ -33,6 +33,7 @@ from app.archive.state import (
     renew,
     set_run,
     stale_runs,
+    stored_blob,
     touch_run,
 )
 from app.archive.verify import run_verify
@@ -42,14 +43,6 @@ from app.locks.store import find_lock
 from app.queue.send import send_archive_task
 
 log = logging.getLogger(__name__)
-
-
-def policy_from(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(
-        attempts=settings.archive_attempts,
-        backoff=settings.archive_backoff,
-        timeout=settings.archive_timeout,
-    )
 
 
 def _owner() -> str:
@@ -99,13 +92,19 @@ def run_archive(lock_id: str) -> None:
             downloads: list[Download] = []
             for entry in claimed:
                 package = entry.package
-                if package.sha256 and store.exists(package.sha256):
-                    # Stored already (another lock, a proxy fetch, or a run killed before
-                    # it recorded the blob): only verified bytes are ever renamed into place.
-                    info = BlobInfo(package.sha256, package.md5, store.size(package.sha256))
-                    mark_archived(session, entry.package_id, info)
-                    continue
                 expected = Expected(package.sha256, package.md5 or None, package.size or None)
+                stored = stored_blob(session, store, package.sha256) if package.sha256 else None
+                if stored is not None:
+                    # Stored already (another lock, a proxy fetch, or a run killed before
+                    # it recorded the blob). The sha256 names the bytes; the record's md5
+                    # and size must be theirs too, or the record is not these bytes.
+                    if mismatches(expected, stored):
+                        reason = str(BlobMismatch(expected, stored, package.url))
+                        log.warning("lock %s: could not archive %s", lock_id, reason)
+                        mark_failed(session, entry.package_id, reason)
+                    else:
+                        mark_archived(session, entry.package_id, stored)
+                    continue
                 downloads.append(Download(entry.package_id, package.url, expected))
             if downloads:
                 asyncio.run(_download_all(session, store, settings, owner, lock_id, downloads))

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.archive.blobs import BlobInfo
+from app.archive.blobs import BlobInfo, BlobStore
 from app.archive.naming import channel_name
 from app.db.models import (
     ArchiveEntry,
@@ -30,6 +30,7 @@ from app.db.models import (
     utcnow,
 )
 from app.db.session import insert_ignore, write_committed
+from app.locks.store import LockedRecord
 from app.queue.send import send_archive_task
 
 log = logging.getLogger(__name__)
@@ -201,6 +202,17 @@ def renew(session: Session, package_ids: list[int], owner: str, lease: float) ->
     )
 
 
+def stored_blob(session: Session, store: BlobStore, sha256: str) -> BlobInfo | None:
+    """What a stored blob is (its recorded hashes, or re-hashed when a killed run stored it
+    without recording it), or None when the store does not hold it."""
+    if not store.exists(sha256):
+        return None
+    row = session.get(Blob, sha256)
+    if row is not None and row.md5:
+        return BlobInfo(row.sha256, row.md5, row.size)
+    return store.hash_blob(sha256)
+
+
 def record_blob(session: Session, info: BlobInfo) -> None:
     """The blobs row, once: two workers storing the same file both end here harmlessly."""
     insert_ignore(
@@ -236,33 +248,18 @@ def record_proxied(session: Session, record: dict[str, Any], info: BlobInfo) -> 
     `record` is the upstream repodata record with ``url``, ``fn`` and ``channel`` (no
     trailing slash). Commits.
     """
-    sha256 = record.get("sha256") or info.sha256
-    content_key = sha256 or f"md5:{record.get('md5')}"
-    insert_ignore(
-        session,
-        PackageFile,
-        [
-            {
-                "url": record["url"],
-                "content_key": content_key,
-                "sha256": sha256,
-                "md5": record.get("md5") or info.md5,
-                "size": int(record.get("size") or info.size),
-                "name": record["name"],
-                "version": str(record["version"]),
-                "build": str(record["build"]),
-                "build_number": int(record.get("build_number") or 0),
-                "channel": record["channel"],
-                "subdir": record.get("subdir") or "",
-                "filename": record["fn"],
-                "record": record,
-            }
-        ],
-    )
+    # The same row a lock of this record would hold (keyed by its canonical form).
+    row = LockedRecord.from_record(
+        {
+            **record,
+            "sha256": record.get("sha256") or info.sha256,
+            "md5": record.get("md5") or info.md5,
+            "size": int(record.get("size") or info.size),
+        }
+    ).row()
+    insert_ignore(session, PackageFile, [row])
     package_id = session.scalars(
-        select(PackageFile.id).where(
-            PackageFile.url == record["url"], PackageFile.content_key == content_key
-        )
+        select(PackageFile.id).where(PackageFile.record_key == row["record_key"])
     ).one()
     ensure_entries(session, [package_id], source="proxy")
     mark_archived(session, package_id, info)
@@ -304,13 +301,15 @@ def touch_run(session: Session, lock_id: str) -> None:
     session.commit()
 
 
-def stale_runs(session: Session, older_than: float) -> list[str]:
-    """Lock archives queued or running with no sign of life for `older_than` seconds."""
+def stale_runs(
+    session: Session, older_than: float, statuses: tuple[str, ...] = ("queued", "running")
+) -> list[str]:
+    """Lock archives in `statuses` with no sign of life for `older_than` seconds."""
     cutoff = utcnow() - timedelta(seconds=older_than)
     return list(
         session.scalars(
             select(LockArchive.lock_id).where(
-                LockArchive.status.in_(("queued", "running")),
+                LockArchive.status.in_(statuses),
                 or_(
                     and_(LockArchive.heartbeat_at.is_(None), LockArchive.requested_at < cutoff),
                     LockArchive.heartbeat_at < cutoff,

@@ -1,6 +1,9 @@
-"""Verify the archive: re-hash every stored blob, and compare archived packages with upstream.
+"""Verify the archive: re-hash every stored blob and every stored lock, and compare archived
+packages with upstream.
 
-Two different questions, one report. *Integrity*: does every blob still hash to its name,
+Three different questions, one report. *Locks*: does every stored lock still hash to its
+id (canonical form v2, app/locks/store.py), and every package row to its key? A lock that
+does not was changed after it was written. *Integrity*: does every blob still hash to its name,
 md5 and size? A failure there is corruption of our copy. *Drift*: does upstream still list
 each archived file with the same hashes? A removed or changed package is exactly what the
 archive exists for, so it is reported (with the locks that use it), not treated as an error.
@@ -25,6 +28,7 @@ from app.core.canonical import format_time
 from app.core.egress import guard_hooks
 from app.core.tls import ssl_context
 from app.db.models import ArchiveEntry, Blob, LockPackage, PackageFile, VerifyReport
+from app.locks.store import verify_locks
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +151,23 @@ def run_verify(session: Session, store: BlobStore, upstream: bool = True) -> dic
     """Run both checks, store the report (a new row) and return it."""
     started = datetime.now(UTC)
     blobs = verify_blobs(session, store)
+    locks = verify_locks(session)
     drift = asyncio.run(check_upstream(session)) if upstream else None
     finished = datetime.now(UTC)
-    ok = not blobs["corrupt"] and not blobs["missing"]
+    ok = (
+        not blobs["corrupt"]
+        and not blobs["missing"]
+        and not locks["mismatched"]
+        and not locks["packages_mismatched"]
+    )
     summary = {
         "ok": ok,
         "blobs_checked": blobs["checked"],
         "corrupt": len(blobs["corrupt"]),
         "missing": len(blobs["missing"]),
+        "locks_checked": locks["checked"],
+        "locks_mismatched": len(locks["mismatched"]),
+        "packages_mismatched": len(locks["packages_mismatched"]),
         "removed_upstream": len(drift["removed"]) if drift else None,
         "changed_upstream": len(drift["changed"]) if drift else None,
         "unreachable": len(drift["unreachable"]) if drift else None,
@@ -164,6 +177,7 @@ def run_verify(session: Session, store: BlobStore, upstream: bool = True) -> dic
         "finished_at": format_time(finished),
         "summary": summary,
         "blobs": blobs,
+        "locks": locks,
         "upstream": drift,
     }
     session.add(

@@ -5,9 +5,9 @@ record from the archive channel's repodata (what any conda client would see), ch
 against the lock's hashes, and links the environment with py-rattler, which verifies each
 download's sha256. It needs nothing from upstream, so it works after upstream removed a
 package. `verify` runs against the database and blob store directly (like `db upgrade`);
-it exits 1 when a blob is corrupt or missing (and, with --fail-on-drift, when upstream
-removed or changed an archived package). `condarchive beat` (app/cli/service.py) runs
-`verify` periodically.
+it exits 1 when a blob is corrupt or missing or a stored lock no longer hashes to its id
+(and, with --fail-on-drift, when upstream removed or changed an archived package).
+`condarchive beat` (app/cli/service.py) runs `verify` periodically.
 
 Exit codes as in app/cli/common.py: 0 done, 1 failed, 2 usage.
 """
@@ -117,6 +117,18 @@ def _archive_records(
                             f"{channel_subdir}/{package['filename']}: archive {field} "
                             f"{record.get(field)} differs from the lock's {package[field]}"
                         )
+                # Read what the link step would write before anything is linked, from the
+                # very bytes rattler will install (it re-checks this sha256 on download).
+                archive_file = by_url[package["url"]]["archive_url"]
+                digest = _check_contained(
+                    client, archive_file, package["filename"], server, Path(tmp)
+                )
+                if record.get("sha256") and record["sha256"] != digest:
+                    raise ValueError(
+                        f"{archive_file}: archive served sha256 {digest}, "
+                        f"its repodata says {record['sha256']}"
+                    )
+                record = {**record, "sha256": digest}
                 section = "packages.conda" if package["filename"].endswith(".conda") else "packages"
                 subset[section][package["filename"]] = record
             path = Path(tmp) / f"{index}.json"
@@ -124,6 +136,71 @@ def _archive_records(
             channel = rattler.Channel(channel_subdir.rsplit("/", 1)[0])
             records += rattler.RepoData.from_path(path).into_repo_data(channel)
     return records
+
+
+def _check_contained(client: Any, url: str, filename: str, server: str, tmp: Path) -> str:
+    """Download the package at `url`; refuse it if a path it links leaves the prefix.
+
+    rattler's link step copies every path that `info/paths.json` lists from the package's
+    cache entry to the same path under the prefix, and does not check the path: `../x`
+    or `/x` would be written outside `--prefix`. Returns the sha256 of the bytes read.
+    """
+    import hashlib
+
+    from app.auth.client import auth_headers_for
+
+    path = tmp / filename
+    sha256 = hashlib.sha256()
+    with client.stream("GET", url, headers=auth_headers_for(url, server)) as response:
+        response.raise_for_status()
+        with path.open("wb") as out:
+            for chunk in response.iter_bytes(1 << 20):
+                sha256.update(chunk)
+                out.write(chunk)
+    try:
+        for entry, link in _linked_paths(path, tmp / f"{filename}.extracted"):
+            problem = _escapes(entry, link)
+            if problem:
+                raise ValueError(
+                    f"package {filename}: info/paths.json lists {entry!r}, which {problem} "
+                    f"outside the prefix; refusing to install it (nothing was linked)"
+                )
+    finally:
+        path.unlink(missing_ok=True)
+    return sha256.hexdigest()
+
+
+def _linked_paths(package: Path, scratch: Path) -> list[tuple[str, str | None]]:
+    """(path, the symlink it lies under or None) for each path the linker writes."""
+    from rattler.package import PathsJson
+    from rattler.package_streaming import extract
+
+    try:
+        paths = PathsJson.from_package_archive(package)
+    except Exception:  # noqa: BLE001 - an old package: no paths.json, read as the linker does
+        extract(package, scratch)
+        paths = PathsJson.from_package_directory_with_deprecated_fallback(scratch)
+    entries = [(str(e.relative_path), bool(e.path_type.softlink)) for e in paths.paths]
+    links = {path for path, softlink in entries if softlink}
+    found: list[tuple[str, str | None]] = []
+    for path, _ in entries:
+        parts = path.replace("\\", "/").split("/")
+        parents = ("/".join(parts[:n]) for n in range(1, len(parts)))
+        found.append((path, next((p for p in parents if p in links), None)))
+    return found
+
+
+def _escapes(path: str, link: str | None) -> str:
+    """Why writing `path` under the prefix would leave it ('' when it would not)."""
+    parts = path.replace("\\", "/").split("/")
+    drive = len(parts[0]) == 2 and parts[0][1] == ":"
+    if path.startswith(("/", "\\")) or drive:
+        return "is absolute, and would be written"
+    if ".." in parts:
+        return "climbs with '..', and would be written"
+    if link:
+        return f"lies under the symlink {link!r} the package links, and could be written"
+    return ""
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -232,6 +309,18 @@ def _print_report(report: dict[str, Any]) -> None:
         )
     for sha256 in blobs["missing"]:
         print(f"missing: {sha256}")
+    locks = report.get("locks") or {"checked": 0, "mismatched": [], "packages_mismatched": []}
+    print(
+        f"locks: {locks['checked']} re-hashed, {len(locks['mismatched'])} do not match their "
+        f"id, {len(locks['packages_mismatched'])} package rows do not match their key"
+    )
+    for item in locks["mismatched"]:
+        print(f"lock changed: {item['lock_id']} now hashes to {item['hashes_to']}")
+    for item in locks["packages_mismatched"]:
+        print(
+            f"package row changed: {item['package_id']} ({item['url']}) now hashes to "
+            f"{item['hashes_to']}, not its key {item['record_key']}"
+        )
     upstream = report.get("upstream")
     if upstream is None:
         return

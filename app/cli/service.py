@@ -1,7 +1,8 @@
 """`condarchive serve | worker | beat | db`: run the service's processes, and migrate its database.
 
-`serve` runs the API (and, by default, a worker beside it); `worker` runs a Celery worker
-that solves jobs and archives locks.
+`serve` runs the API (and, by default, two workers beside it: one for solves, one for
+archive runs, so a slow download never holds up a solve); `worker` runs a Celery worker
+that solves jobs and archives locks (``--queues`` to take only one kind).
 
 Periodic checks: run `condarchive beat` next to at least one `condarchive worker`, with the
 same CONDARCHIVE_* settings (it is `celery -A app.queue.celery_app:celery_app beat`, its
@@ -14,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 from typing import Any
 
 from app.cli.common import EXIT_OK
+from app.cli.supervise import Supervisor
 
 
 def _env_with(**values: str) -> None:
@@ -44,13 +44,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _env_with(host=args.host, port=str(args.port))
     settings = get_settings()
     upgrade()
-    worker: subprocess.Popen[bytes] | None = None
+    workers: Supervisor | None = None
     if not args.no_worker:
-        worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"])
+        # One worker per queue, so a slow archive download never holds up a solve; each is
+        # restarted when it dies (app/cli/supervise.py).
+        command = [sys.executable, "-m", "app.cli", "worker", "-Q"]
+        workers = Supervisor(
+            {"solve": [*command, "solve"], "archive": [*command, "archive"]},
+            backoff=settings.worker_restart_backoff,
+        ).start()
     # Jobs whose message may be gone: in embedded mode the only worker is ours, so every
     # running job belongs to a dead process; with remote workers, only expired leases do.
     # Every queued job is re-sent now, unless the queue already holds enough messages.
-    own_worker = bool(settings.embedded and worker)
+    own_worker = bool(settings.embedded and workers)
     with session_scope() as session:
         sweep(session, settings, lease=0.0 if own_worker else None, grace=0.0)
         resend_lost_archives(session, own_worker=own_worker)
@@ -66,12 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port)
     finally:
         sweeper.stop()
-        if worker is not None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if workers is not None:
+            workers.stop(timeout=20)
     return EXIT_OK
 
 
@@ -79,8 +81,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from app.config import get_settings
     from app.queue.celery_app import celery_app
 
-    queue = get_settings().queue
-    argv = ["worker", "--loglevel", args.loglevel, "-Q", queue, "--pool", args.pool]
+    settings = get_settings()
+    queues = {"solve": [settings.queue], "archive": [settings.archive_queue]}
+    chosen = queues.get(args.queues, [settings.queue, settings.archive_queue])
+    argv = ["worker", "--loglevel", args.loglevel, "-Q", ",".join(chosen), "--pool", args.pool]
     argv += ["--hostname", f"condarchive-{os.getpid()}@%h"]
     if args.pool != "solo":
         argv += ["--concurrency", str(args.concurrency)]
@@ -119,6 +123,13 @@ def register(sub: Any) -> None:
     worker.add_argument("--pool", default="solo", choices=["solo", "threads", "prefork"])
     worker.add_argument("--concurrency", type=int, default=2)
     worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument(
+        "-Q",
+        "--queues",
+        choices=["all", "solve", "archive"],
+        default="all",
+        help="what to consume: solves, archive runs (downloads, verify), or both (default)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database maintenance")

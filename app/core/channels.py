@@ -182,3 +182,74 @@ def resolve_allowed_channel(channel: str, allowed: list[str], channel_alias: str
                 "ask the operator to add it"
             )
     return urls
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+@lru_cache(maxsize=64)
+def _listed_origins(
+    allowed: tuple[str, ...], channel_alias: str
+) -> frozenset[tuple[str, str, int]]:
+    """(scheme, host, port) of every allowlist entry (an entry that is a name: the alias's)."""
+    origins = set()
+    for entry in allowed:
+        url = entry.strip() if is_url(entry) else channel_alias
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if parts.hostname and scheme in ("http", "https"):
+            try:
+                port = parts.port or _default_port(scheme)
+            except ValueError:
+                continue
+            origins.add((scheme, parts.hostname.rstrip("."), port))
+    return frozenset(origins)
+
+
+def origin_refusal(
+    scheme: str, host: str, port: int, allowed: list[str], channel_alias: str
+) -> str | None:
+    """Why the service must not open a connection to `scheme://host:port`, or None.
+
+    For an https tunnel (CONNECT) the path is not visible, so this is the whole check there:
+    the origin (scheme, host and port) must be one an allowlist entry names.
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    if (scheme, host, port) not in _listed_origins(tuple(allowed), channel_alias):
+        return (
+            f"{scheme}://{host}:{port} is not the host and port of any entry in "
+            "CONDARCHIVE_ALLOWED_CHANNELS"
+        )
+    return None
+
+
+def address_refusal(
+    host: str, addresses: list[str], allowed: list[str], channel_alias: str
+) -> str | None:
+    """Why the service must not connect to `host` at the addresses DNS gave for it, or None.
+
+    A private, loopback, link-local (cloud metadata), reserved or multicast address is
+    fetched only where the allowlist names that address itself (an entry such as
+    ``http://127.0.0.1:9000``, or ``localhost`` for the loopback addresses). A listed *name*
+    that resolves to such an address (DNS rebinding, or a hostile channel's own DNS) is
+    refused: list an internal mirror by its address.
+    """
+    host = host.strip("[]").lower().rstrip(".")
+    listed = _listed_hosts(tuple(allowed), channel_alias)
+    for address in addresses:
+        if not is_private_host(address):
+            continue
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if str(ip) in listed or address in listed:
+            continue
+        local_name = host == "localhost" or host.endswith(".localhost")
+        if ip.is_loopback and local_name and host in listed:
+            continue
+        return (
+            f"{host} resolves to {ip}, a private, loopback or link-local address that "
+            "CONDARCHIVE_ALLOWED_CHANNELS does not name (list such a host by its address)"
+        )
+    return None

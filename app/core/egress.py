@@ -7,17 +7,26 @@ service, a port on localhost. So each httpx client that fetches from upstream (t
 archive's downloads, the pull-through proxy, `verify`) carries :func:`guard_hooks`: httpx
 runs the request hook before each request it sends and the response hook on each response
 before following it, and a URL the service could not have been asked for directly ends
-the request with :class:`FetchRefused`.
+the request with :class:`FetchRefused`. The request hook also resolves the host and
+refuses a private, loopback or link-local address the allowlist does not name
+(:func:`app.core.channels.address_refusal`).
+
+py-rattler does its own HTTP (in Rust), so it cannot carry these hooks: its requests go
+through the in-process egress proxy instead (app/core/egress_proxy.py), which applies
+the same checks to every request and every redirect hop, and connects to the address it
+checked.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-from app.core.channels import fetch_refusal
+from app.core.channels import address_refusal, fetch_refusal
 
 
 class FetchRefused(httpx.HTTPError):
@@ -43,6 +52,28 @@ def redirect_error(response: httpx.Response, allowed: list[str], alias: str) -> 
     )
 
 
+def addresses_of(host: str, port: int) -> list[str]:
+    """Every address DNS gives for `host` (an IP literal is its own answer)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def resolved_refusal(url: httpx.URL, allowed: list[str], alias: str) -> str | None:
+    """Why `url`'s host must not be reached at the addresses it resolves to, or None.
+
+    A name that does not resolve is left to fail as the request's own connect error.
+    """
+    host = url.host
+    if not host or url.scheme not in ("http", "https"):
+        return None
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return None
+    return address_refusal(host, [str(info[4][0]) for info in infos], allowed, alias)
+
+
 def allowlist(allowed: list[str] | None = None, alias: str | None = None) -> tuple[list[str], str]:
     """The allowlist entries and channel alias to check fetches against: the settings'
     where not given."""
@@ -65,6 +96,8 @@ def guard_hooks(
 
     async def check_request(request: httpx.Request) -> None:
         reason = fetch_refusal(str(request.url), entries, channel_alias)
+        if reason is None:
+            reason = await resolved_refusal(request.url, entries, channel_alias)
         if reason is not None:
             raise FetchRefused(f"refused to fetch {reason}", str(request.url), str(request.url))
 

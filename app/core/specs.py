@@ -15,6 +15,7 @@ ensure_ascii=False)`` encoded as UTF-8.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,9 +25,9 @@ import yaml
 
 from app.core import safe_yaml
 from app.core.canonical import format_time, sha256_of
-from app.core.channels import ChannelError, is_url, resolve_allowed_channel
+from app.core.channels import ChannelError, fetch_refusal, is_url, resolve_allowed_channel
 from app.core.targets import Target
-from app.errors import InputError
+from app.errors import InputError, LimitError, setting_name
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,23 @@ def _spec_channel(spec: rattler.MatchSpec, raw: str) -> str | None:
     return spec.channel.name
 
 
+#: `url="…"` and `channel="…"` in a match spec as py-rattler writes it back (normalised, so
+#: ``http://2130706433/`` reads ``http://127.0.0.1/`` and a bare path reads ``file:///…``).
+_SPEC_URL = re.compile(r'\b(url|channel)="([^"]*)"')
+
+
+def spec_urls(spec: str | rattler.MatchSpec) -> list[str]:
+    """Every URL a match spec makes the solver fetch: its package URL (a spec that is a URL,
+    or ``x[url=…]``) and its channel when that is a URL, in the form py-rattler uses."""
+    if isinstance(spec, str):
+        spec = rattler.MatchSpec(spec, strict=False)
+    urls = []
+    for key, value in _SPEC_URL.findall(str(spec)):
+        if key == "url" or "://" in value:
+            urls.append(value)
+    return urls
+
+
 def normalise_dependency(raw: object, loc: list[str | int], where: str = "") -> rattler.MatchSpec:
     if isinstance(raw, dict) and "pip" in raw:
         raise InputError(
@@ -161,6 +179,12 @@ def normalise_dependency(raw: object, loc: list[str | int], where: str = "") -> 
         return rattler.MatchSpec(raw.strip(), strict=False)
     except Exception as exc:  # InvalidMatchSpecError and friends
         raise InputError(loc, f"invalid match spec {raw!r}{where}: {exc}", raw) from exc
+    except BaseException as exc:
+        # rattler panics (pyo3's PanicException, a BaseException) on some input, e.g. a
+        # build number that overflows u64; that is bad input too, not a crash.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise InputError(loc, f"invalid match spec {raw!r}{where}: {exc}", raw) from None
 
 
 def build_spec(
@@ -170,9 +194,14 @@ def build_spec(
     dependencies: list[Any] | None,
     allowed_channels: list[str],
     channel_alias: str,
+    max_channels: int | None = None,
 ) -> EnvironmentSpec:
     """Parse either an environment.yml (its text, or parsed already) or channels +
-    dependencies into a spec."""
+    dependencies into a spec.
+
+    Every URL the spec carries passes the allowlist: channels, ``channel::`` prefixes, and
+    package URLs (``x[url=…]``, or a spec that is a URL). `max_channels` bounds the
+    channels the spec resolves to, those named inside match specs included."""
     lines: list[int | None] = []
     name: str | None = None
     if environment is not None:
@@ -192,14 +221,22 @@ def build_spec(
         dep_loc, chan_loc = ["body", "dependencies"], ["body", "channels"]
         submitted = {"channels": channels, "dependencies": dependencies}
 
-    resolved: list[str] = []
+    resolved: dict[str, None] = {}  # ordered, with O(1) membership
 
     def add_channel(channel: str, loc: list[str | int]) -> None:
         try:
             urls = resolve_allowed_channel(channel, allowed_channels, channel_alias)
         except ChannelError as exc:
             raise InputError(loc, str(exc), channel) from exc
-        resolved.extend(url for url in urls if url not in resolved)
+        resolved.update(dict.fromkeys(urls))
+        if max_channels is not None and len(resolved) > max_channels:
+            raise LimitError(
+                loc,
+                f"more than {max_channels} channels; the limit is {max_channels} "
+                f"({setting_name('max_channels')})",
+                "max_channels",
+                max_channels,
+            )
 
     for i, channel in enumerate(channels):
         if not isinstance(channel, str):
@@ -225,6 +262,9 @@ def build_spec(
             )
         if channel is not None:
             add_channel(channel, [*dep_loc, i])
+        for url in spec_urls(spec):
+            if (reason := fetch_refusal(url, allowed_channels, channel_alias)) is not None:
+                raise InputError([*dep_loc, i], f"match spec {raw!r}{where} refused: {reason}", raw)
         normalised.append(str(spec))
     if not resolved:
         raise InputError(chan_loc, "at least one channel is required")

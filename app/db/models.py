@@ -56,7 +56,8 @@ class SolveJob(Base):
     request_hash: Mapped[str] = mapped_column(String(64), index=True)
     spec_hash: Mapped[str] = mapped_column(String(64), index=True)
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Equal to request_hash while the job is queued, running, or succeeded and within the
+    # The request's dedupe key (app/jobs/state.py: request hash, name and submitted text)
+    # while the job is queued, running, or succeeded and within the
     # dedupe window (released by the next identical request after it); NULL once failed.
     # A unique index on it makes N identical concurrent POSTs share one job.
     active_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
@@ -77,7 +78,12 @@ class SolveJob(Base):
 
 
 class Lock(Base):
-    """An immutable solve result; its id is the sha256 of its canonical form."""
+    """An immutable solve result; its id is the sha256 of its canonical form.
+
+    `spec` holds only what the id covers of it (``{"channels": [...]}``) and `spec_hash`
+    its hash; what each request asked is in `lock_requests`. `provenance` is how the
+    lock was first made.
+    """
 
     __tablename__ = "locks"
 
@@ -104,16 +110,26 @@ class LockTarget(Base):
 
 
 class PackageFile(Base):
-    """One distinct package file: its URL and the hashes it had when first locked."""
+    """One package file as one lock resolved it: its URL, hashes and metadata.
+
+    Content-addressed by `record_key` (the sha256 of the package's canonical form, see
+    app/locks/store.py) and written once: the same file (url, sha256) locked with other
+    metadata (a patched or a hostile repodata) is another row, so no lock renders another
+    lock's fields. The archive keeps the file's bytes once, by sha256.
+    """
 
     __tablename__ = "packages"
-    __table_args__ = (UniqueConstraint("url", "content_key", name="uq_packages_url_content"),)
+    __table_args__ = (
+        UniqueConstraint("record_key", name="uq_packages_record_key"),
+        Index("ix_packages_url_content", "url", "content_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     url: Mapped[str] = mapped_column(Text)
     # sha256, or "md5:<md5>" for the old records that carry no sha256: a channel may
     # replace a file under the same URL, and a lock must keep the bytes it resolved.
     content_key: Mapped[str] = mapped_column(String(72))
+    record_key: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     md5: Mapped[str] = mapped_column(String(32))
     size: Mapped[int] = mapped_column(BigInteger)
@@ -125,6 +141,43 @@ class PackageFile(Base):
     subdir: Mapped[str] = mapped_column(String(32))
     filename: Mapped[str] = mapped_column(String(512))
     record: Mapped[dict[str, Any]] = mapped_column(JSON)  # the full repodata record
+
+
+class LockAlias(Base):
+    """An id a lock had under an earlier canonical form (migration 0004): it still resolves."""
+
+    __tablename__ = "lock_aliases"
+
+    old_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    new_id: Mapped[str] = mapped_column(ForeignKey("locks.id"), index=True)
+
+
+class LockRequest(Base):
+    """One request that produced a lock (a solve job or an import), with what it asked.
+
+    What was requested belongs here, not to the lock: two requests reaching one lock each
+    keep their own name, submitted text and provenance. Written once per (lock, request).
+    """
+
+    __tablename__ = "lock_requests"
+    __table_args__ = (
+        UniqueConstraint("lock_id", "request_key", name="uq_lock_requests_key"),
+        Index("ix_lock_requests_lock", "lock_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.id"))
+    request_key: Mapped[str] = mapped_column(String(64))  # the job id, or the import's hash
+    kind: Mapped[str] = mapped_column(String(16))  # solve | import
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("solve_jobs.id"), index=True, nullable=True
+    )
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    submitted: Mapped[dict[str, Any]] = mapped_column(JSON)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class LockPackage(Base):

@@ -30,7 +30,7 @@ def check_job_quota(
     session: Session,
     token_id: int | None,
     token_name: str | None,
-    request_hash: str,
+    request_hash: str,  # the request's dedupe key (app.jobs.state.dedupe_key)
     settings: Settings,
 ) -> None:
     """JobQuotaExceeded when the token has as many solves queued or running as it may.

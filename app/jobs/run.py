@@ -22,7 +22,7 @@ from app.core.targets import Target
 from app.db.session import pinned_session_scope
 from app.jobs.heartbeat import Heartbeat
 from app.jobs.state import ClaimedJob, claim, fail, succeed
-from app.locks.store import store_lock
+from app.locks.store import RequestRecord, store_lock
 from app.solve.solver import SolveFailure, Solver, StepTimer, untimed
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,19 @@ def _solve_and_store(
         log.exception("job %s failed unexpectedly", job_id)
         fail(session, job_id, "internal", f"{type(exc).__name__}: {exc}", {}, progress, attempt)
         return None
-    spec = {**request["spec"], "name": request.get("name"), "submitted": request["submitted"]}
+    # What this job asked is kept with the job's request record, not with the lock.
+    asked = RequestRecord(
+        kind="solve",
+        key=job_id,
+        job_id=job_id,
+        name=request.get("name"),
+        spec=request["spec"],
+        spec_hash=job.spec_hash,
+        submitted=request["submitted"],
+        provenance=provenance,
+    )
     # Committed by succeed() together with the job's result (or alone if this attempt
     # lost the job: a lock is valid whoever made it).
     with step("store_lock"):
-        lock_id = store_lock(session, locked, spec, job.spec_hash, provenance)
+        lock_id = store_lock(session, locked, request["spec"]["channels"], asked)
     return lock_id, progress

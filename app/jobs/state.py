@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.canonical import format_time
+from app.core.canonical import format_time, sha256_of
 from app.core.specs import SolveRequest
 from app.db.models import SolveJob, utcnow
 from app.db.session import write_committed
@@ -38,19 +38,29 @@ def find_job(session: Session, job_id: str) -> SolveJob | None:
     return session.get(SolveJob, job_id)
 
 
-def find_fresh(session: Session, request_hash: str, window: float) -> SolveJob | None:
-    """The newest succeeded job for this request finished within the window."""
+def find_fresh(session: Session, key: str, window: float) -> SolveJob | None:
+    """The newest succeeded job for this request (its :func:`dedupe_key`) finished within
+    the window."""
     since = utcnow() - timedelta(seconds=window)
     return session.scalars(
         select(SolveJob)
         .where(
-            SolveJob.request_hash == request_hash,
+            SolveJob.active_key == key,
             SolveJob.status == "succeeded",
             SolveJob.finished_at >= since,
         )
         .order_by(SolveJob.finished_at.desc())
         .limit(1)
     ).first()
+
+
+def dedupe_key(request: SolveRequest) -> str:
+    """What makes two requests one job: the request hash, and what the job shows of the
+    request (its name and submitted text), so that a request differing only in those
+    gets a job (and a lock page) of its own instead of another requester's."""
+    return sha256_of(
+        {"request": request.hash, "name": request.spec.name, "submitted": request.spec.submitted}
+    )
 
 
 def submit(
@@ -67,6 +77,7 @@ def submit(
     records who submitted it (a token's concurrent solves are bounded, app/jobs/quota.py).
     """
     request_hash = request.hash
+    key = dedupe_key(request)
     since = utcnow() - timedelta(seconds=window)
     for _ in range(5):
         job = SolveJob(
@@ -78,7 +89,7 @@ def submit(
                 "submitted": request.spec.submitted,
                 "name": request.spec.name,
             },
-            active_key=request_hash,
+            active_key=key,
             status="queued",
             progress={t.name: "pending" for t in request.targets},
             token_id=token_id,
@@ -89,9 +100,7 @@ def submit(
             return job, True
         except IntegrityError:
             session.rollback()
-        holder = session.scalars(
-            select(SolveJob).where(SolveJob.active_key == request_hash)
-        ).first()
+        holder = session.scalars(select(SolveJob).where(SolveJob.active_key == key)).first()
         if holder is None:
             continue  # released meanwhile: try the insert again
         if holder.status in ACTIVE or (
@@ -102,7 +111,7 @@ def submit(
             return holder, False
         session.execute(
             update(SolveJob)
-            .where(SolveJob.id == holder.id, SolveJob.active_key == request_hash)
+            .where(SolveJob.id == holder.id, SolveJob.active_key == key)
             .values(active_key=None)
         )
         session.commit()
@@ -346,4 +355,6 @@ def job_view(job: SolveJob, base_url: str) -> dict[str, Any]:
     if job.lock_id:
         view["links"]["lock"] = f"{base_url}/api/v1/locks/{job.lock_id}"
         view["links"]["permalink"] = f"{base_url}/l/{job.lock_id}"
+        # The lock's page as this request sees it: its own spec text and name.
+        view["links"]["page"] = f"{base_url}/l/{job.lock_id}?job={job.id}"
     return view

@@ -12,7 +12,8 @@ answered 202, a worker was killed holding the message. Every sweep therefore
    long, healthy queue is not sent a second copy of everything), and never the same job
    twice within the grace period;
 3. re-sends lock archives that stopped showing signs of life (app/archive/state.py), the same
-   way the archive's beat task does.
+   way the archive's beat task does: a silent running one always (its worker died with
+   its message), a silent queued one on the same terms as queued jobs.
 
 Re-sending is always safe, because a worker claims a job in the database before acting
 on it (app/jobs/state.py); the grace period and the queue length only keep it from being
@@ -103,12 +104,18 @@ def sweep(
         if not send(job_id):  # the broker is down: the rest wait for the next grace period
             return result
         result.resent.append(job_id)
+    # A running archive that went silent for two leases lost its worker, and its message
+    # went with it (Redis gives an unacked one back only after its visibility timeout):
+    # always re-sent, like the solves taken back above. A silent queued one only when
+    # the queue may lack its message.
+    statuses = ("running",)
     if result.waiting is None or result.waiting < result.queued:
-        for lock_id in stale_runs(session, settings.archive_lease * 2):
-            touch_run(session, lock_id)  # re-sent now: not again for two leases
-            if not send_archive_task(lock_id):
-                return result
-            result.archives.append(lock_id)
+        statuses = ("queued", "running")
+    for lock_id in stale_runs(session, settings.archive_lease * 2, statuses):
+        touch_run(session, lock_id)  # re-sent now: not again for two leases
+        if not send_archive_task(lock_id):
+            return result
+        result.archives.append(lock_id)
     return result
 
 

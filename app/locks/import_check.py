@@ -11,6 +11,7 @@ carries the channel's full record (depends, size, both hashes).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 import rattler
 
 from app.config import Settings
-from app.core.channels import ChannelError, is_allowed, normalise_url
+from app.core import egress_proxy
+from app.core.channels import ChannelError, fetch_refusal, is_allowed, normalise_url
 from app.core.filenames import upstream_record_problem
 from app.locks.formats.entries import Entry, LineError, ParsedFile, subdir_of
 from app.locks.store import LockedRecord, LockedTarget
@@ -48,13 +50,17 @@ def locate(entry: Entry, settings: Settings) -> Located:
             f"channel {channel} is not in CONDARCHIVE_ALLOWED_CHANNELS; ask the operator to add it",
             entry.url,
         )
+    reason = fetch_refusal(channel, settings.allowed_channel_entries, settings.channel_alias)
+    if reason is not None:  # e.g. a private address the allowlist does not name
+        raise LineError(entry.line, f"channel {channel} refused: {reason}", entry.url)
     return Located(channel, subdir_of(entry.url), entry.url.rsplit("/", 1)[1])
 
 
 async def _query(
     cache_dir: Path, wanted: dict[tuple[str, str], set[str]]
 ) -> dict[Located, rattler.RepoDataRecord]:
-    gateway = rattler.Gateway(cache_dir=cache_dir)
+    # Through the egress proxy, as the solver's: every request and redirect hop is checked.
+    gateway = rattler.Gateway(cache_dir=cache_dir, client=egress_proxy.rattler_client())
     found: dict[Located, rattler.RepoDataRecord] = {}
     for (channel, subdir), names in sorted(wanted.items()):
         result = await gateway.query(
@@ -74,6 +80,7 @@ def fetch_records(
     for item in located:
         wanted.setdefault((item.channel, item.subdir), set()).add(item.name)
     settings.repodata_cache_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     try:
         found = asyncio.run(
             asyncio.wait_for(_query(settings.repodata_cache_dir, wanted), settings.solve_timeout)
@@ -81,7 +88,10 @@ def fetch_records(
     except TimeoutError as exc:
         raise LineError(0, f"reading repodata took over {settings.solve_timeout:g}s") from exc
     except Exception as exc:  # py-rattler raises its own exception types
-        raise LineError(0, f"could not read repodata: {str(exc).splitlines()[0]}") from exc
+        message = f"could not read repodata: {str(exc).splitlines()[0]}"
+        if refused := egress_proxy.refusals_since(started):
+            message = f"{message} (egress refused {refused[0].url}: {refused[0].reason})"
+        raise LineError(0, message) from exc
     read = [
         {"channel": channel, "subdir": subdir, "url": f"{channel}/{subdir}/repodata.json"}
         for channel, subdir in sorted(wanted)

@@ -1,9 +1,9 @@
 """Archiving an environment someone already has, without a solve.
 
 parse (formats.py) -> check against the channels' repodata (verify.py) -> store the lock
-through :func:`app.locks.store.store_lock`. The lock id depends only on the files and targets,
-so importing an environment that was also solved gives the same id (and keeps the first
-lock's provenance, because locks are written once).
+through :func:`app.locks.store.store_lock`. The lock id depends only on what the lock renders
+(its files with their metadata, targets and channels), so importing an environment that
+was also solved gives the same id; the import is recorded as one more request of it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from app.core.channels import ChannelError, resolve_channel
 from app.locks.formats.detect import FORMATS, parse_lockfile
 from app.locks.formats.entries import LineError, ParsedFile
 from app.locks.import_check import ImportRefused, verify
-from app.locks.store import LockedTarget, find_lock, lock_id_of, store_lock
+from app.locks.store import LockedTarget, RequestRecord, find_lock, lock_id_of, store_lock
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,8 @@ def import_lockfile(
     parsed = parse_lockfile(content, fmt, platform, environment)
     targets, checks = verify(parsed, settings)
     submitted = {"format": parsed.format, "content": content}
-    spec = {
-        "channels": _channels(parsed, targets, settings.channel_alias),
-        "dependencies": [],
-        "name": None,
-        "submitted": submitted,
-    }
+    channels = _channels(parsed, targets, settings.channel_alias)
+    spec = {"channels": channels, "dependencies": []}
     provenance = {
         "imported": {
             "format": parsed.format,
@@ -74,8 +70,17 @@ def import_lockfile(
         "verifier": {"name": "py-rattler", "version": version("py-rattler")},
         **checks,
     }
-    existed = find_lock(session, lock_id_of(targets)) is not None
-    lock_id = store_lock(session, targets, spec, sha256_of(submitted), provenance)
+    asked = RequestRecord(
+        kind="import",
+        key=sha256_of(submitted),
+        name=None,
+        spec=spec,
+        spec_hash=sha256_of(spec),
+        submitted=submitted,
+        provenance=provenance,
+    )
+    existed = find_lock(session, lock_id_of(targets, channels)) is not None
+    lock_id = store_lock(session, targets, channels, asked)
     session.commit()
     return Imported(lock_id, not existed, parsed.format, {t.name: len(t.records) for t in targets})
 

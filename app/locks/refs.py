@@ -2,7 +2,8 @@
 
 A prefix of 8 or more hex characters is enough to find a lock, so short links work; it
 is never enough to *name* one, since a later lock can share it. Routes therefore
-redirect prefixes to the full id, temporarily.
+redirect prefixes to the full id, temporarily. An id (or prefix) a lock had under an earlier
+canonical form finds the lock it became (``lock_aliases``, migration 0004), and redirects too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Lock
+from app.db.models import Lock, LockAlias
+from app.locks.store import find_lock
 
 MIN_PREFIX = 8
 FULL_LENGTH = 64
@@ -48,7 +50,7 @@ def resolve(session: Session, ref: str) -> Resolution:
     if not is_lock_ref(ref):
         return Resolution(ref)
     if len(ref) == FULL_LENGTH:
-        return Resolution(ref, lock=session.get(Lock, ref))
+        return Resolution(ref, lock=find_lock(session, ref))
     ids = list(
         session.scalars(
             select(Lock.id)
@@ -57,6 +59,16 @@ def resolve(session: Session, ref: str) -> Resolution:
             .limit(MAX_CANDIDATES + 1)
         )
     )
+    if not ids:  # a prefix of an id from an earlier canonical form
+        ids = list(
+            session.scalars(
+                select(LockAlias.new_id)
+                .where(LockAlias.old_id.startswith(ref, autoescape=True))
+                .order_by(LockAlias.new_id)
+                .distinct()
+                .limit(MAX_CANDIDATES + 1)
+            )
+        )
     if len(ids) == 1:
         return Resolution(ref, lock=session.get(Lock, ids[0]))
     return Resolution(ref, candidates=ids)

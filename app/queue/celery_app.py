@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 from app.config import get_settings
 from app.queue import names
 from app.queue.broker import ALIAS
+from app.queue.liveness import WorkerBeat
 
 
 def make_celery() -> Celery:
@@ -21,6 +25,7 @@ def make_celery() -> Celery:
         transport_options = {"visibility_timeout": int(settings.solve_timeout) * 2 + 60}
     app.conf.update(
         task_default_queue=settings.queue,
+        task_routes={name: {"queue": settings.archive_queue} for name in names.ARCHIVE_QUEUE_TASKS},
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
@@ -44,3 +49,20 @@ def make_celery() -> Celery:
 
 
 celery_app = make_celery()
+_beat: WorkerBeat | None = None
+
+
+@worker_ready.connect
+def _start_beat(sender: Any, **_: Any) -> None:
+    """Embedded mode: say this worker is alive, and on which queues (app/queue/liveness.py)."""
+    global _beat
+    settings = get_settings()
+    if settings.embedded and _beat is None:
+        queues = sorted(sender.app.amqp.queues.consume_from or [settings.queue])
+        _beat = WorkerBeat(settings, sender.hostname, queues)
+
+
+@worker_shutdown.connect
+def _stop_beat(**_: Any) -> None:
+    if _beat is not None:
+        _beat.stop()

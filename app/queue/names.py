@@ -10,3 +10,8 @@ SOLVE = "condarchive.solve"
 ARCHIVE_LOCK = "condarchive.archive_lock"
 VERIFY_ARCHIVE = "condarchive.verify_archive"
 ARCHIVE_SWEEP = "condarchive.archive_sweep"
+
+#: Tasks that may run long (downloads, re-hashing every blob) go to the archive queue
+#: (``{CONDARCHIVE_QUEUE}.archive``), so they never hold up a solve: `serve` runs a worker
+#: for each queue, and `condarchive worker --queues` picks which a worker consumes.
+ARCHIVE_QUEUE_TASKS = frozenset({ARCHIVE_LOCK, VERIFY_ARCHIVE})

@@ -39,7 +39,7 @@ def send_task(name: str, *args: Any, retry: bool = True) -> None:
         celery_app.send_task(
             name,
             args=list(args),
-            queue=settings.queue,
+            queue=settings.archive_queue if name in names.ARCHIVE_QUEUE_TASKS else settings.queue,
             retry=retry,
             retry_policy=SEND_RETRY,
         )

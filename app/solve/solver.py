@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -18,14 +20,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import rattler
 import rattler.exceptions
 
+from app.core import egress_proxy
 from app.core.canonical import format_time
-from app.core.egress import allowlist, redirect_error
+from app.core.channels import fetch_refusal
+from app.core.egress import FetchRefused, allowlist, guard_hooks, redirect_error
+from app.core.specs import spec_urls
 from app.core.targets import Target
 from app.core.tls import ssl_context
 from app.locks.store import LockedRecord, LockedTarget
@@ -40,6 +45,15 @@ PRIORITIES = {
 #: Called around each named step of a solve job (``with step("rattler.solve"): ...``), so
 #: a caller can time the steps without patching them; :func:`untimed` does nothing.
 StepTimer = Callable[[str], AbstractContextManager[object]]
+
+#: Seconds past a solve's deadline before its thread is abandoned (the backstop for I/O
+#: that ignores cancellation; the solve's own timeouts fire at the deadline).
+HARD_GRACE = 5.0
+
+#: Repodata probes (HEAD requests) in flight at once per solve.
+PROBE_CONCURRENCY = 16
+
+log = logging.getLogger(__name__)
 
 
 def untimed(step: str) -> AbstractContextManager[None]:
@@ -157,9 +171,18 @@ class Solver:
         self.retries = retries
         # The Gateway's own client does not retry: one 503 from a CDN would fail the job.
         # py-rattler's standard client retries 5xx, timeouts and resets with backoff.
-        client = rattler.Client.default_client(max_retries=retries)
-        self.gateway = rattler.Gateway(cache_dir=cache_dir, client=client)
+        # Every request it sends, redirect hops included, goes through this process's
+        # egress proxy, which enforces the allowlist on each (app/core/egress_proxy.py).
+        self.client = egress_proxy.rattler_client(max_retries=retries)
+        self.gateway = rattler.Gateway(cache_dir=cache_dir, client=self.client)
         self.states: dict[tuple[str, str], SubdirState] = {}
+
+    def _reset(self) -> None:
+        """Drop the warm Gateway after a timeout: a fetch stuck in it would otherwise hold
+        every later job that asks for the same subdir (requests are coalesced)."""
+        egress_proxy.abort_all()
+        self.gateway = rattler.Gateway(cache_dir=self.cache_dir, client=self.client)
+        self.states = {}
 
     async def _probe(self, client: httpx.AsyncClient, channel: str, subdir: str) -> dict[str, Any]:
         """Record the state of the repodata the Gateway is about to load (etag or hash)."""
@@ -177,6 +200,10 @@ class Solver:
             return state
         try:
             response = await client.head(url)
+        except FetchRefused as exc:  # the request hook: e.g. the host resolves privately
+            raise SolveFailure(
+                "channel", f"could not load repodata of {channel}/{subdir}: {exc}", {"url": url}
+            ) from exc
         except httpx.HTTPError as exc:
             state["error"] = str(exc)
             return state
@@ -206,9 +233,20 @@ class Solver:
         if not stale:
             return
         async with httpx.AsyncClient(
-            timeout=10, follow_redirects=False, verify=ssl_context()
+            timeout=10,
+            follow_redirects=False,
+            verify=ssl_context(),
+            event_hooks={"request": guard_hooks()["request"]},
         ) as client:
-            probes = await asyncio.gather(*(self._probe(client, c, s) for c, s in stale))
+            # A few at a time: thousands queued in httpcore's pool make each request's
+            # turn cost O(queue) on the event loop, which then starves even the timeout.
+            gate = asyncio.Semaphore(PROBE_CONCURRENCY)
+
+            async def probe(channel: str, subdir: str) -> dict[str, Any]:
+                async with gate:
+                    return await self._probe(client, channel, subdir)
+
+            probes = await asyncio.gather(*(probe(c, s) for c, s in stale))
         for (channel, subdir), provenance in zip(stale, probes, strict=True):
             self.states[(channel, subdir)] = SubdirState(now, provenance)
 
@@ -227,7 +265,75 @@ class Solver:
 
         `step` is called around ``rattler.solve``, ``records converted`` and ``allowlist
         check`` for each target.
+
+        `timeout` is a hard deadline: the solve runs on a thread of its own, with its own
+        event loop, and if it has not ended `HARD_GRACE` seconds after the deadline (I/O
+        that ignores cancellation, a channel that trickles bytes) it is abandoned, its
+        connections cut and the warm Gateway replaced, so this worker takes the next job.
         """
+        refuse_urls(channels, specs)  # before anything is fetched
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[tuple[list[LockedTarget], dict[str, Any]]] = loop.create_future()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if outcome.done():
+                return
+            if error is not None:
+                outcome.set_exception(error)
+            else:
+                outcome.set_result(result)
+
+        def run() -> None:
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = asyncio.run(
+                    self._solve(
+                        channels,
+                        specs,
+                        targets,
+                        exclude_newer,
+                        channel_priority,
+                        timeout,
+                        on_progress,
+                        step,
+                    )
+                )
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting loop
+                error = exc
+            try:
+                loop.call_soon_threadsafe(settle, result, error)
+            except RuntimeError:  # the waiting loop is gone: this solve was abandoned
+                pass
+
+        threading.Thread(target=run, name="solve", daemon=True).start()
+        try:
+            return await asyncio.wait_for(asyncio.shield(outcome), timeout + HARD_GRACE)
+        except TimeoutError as exc:
+            log.warning("solve still running %.0fs past its deadline: abandoned", HARD_GRACE)
+            self._reset()
+            raise SolveFailure(
+                "timeout", f"solving took over {timeout:g}s", {"timeout": timeout}
+            ) from exc
+        except SolveFailure as failure:
+            if failure.kind == "timeout":
+                self._reset()
+            elif failure.kind == "channel":
+                _name_refusals(failure, started)
+            raise
+
+    async def _solve(
+        self,
+        channels: list[str],
+        specs: list[str],
+        targets: list[Target],
+        exclude_newer: datetime | None,
+        channel_priority: str,
+        timeout: float,
+        on_progress: Callable[[str, str], None],
+        step: StepTimer,
+    ) -> tuple[list[LockedTarget], dict[str, Any]]:
         subdirs = {t.platform for t in targets} | {"noarch"}
         deadline = time.monotonic() + timeout
         try:
@@ -273,6 +379,7 @@ class Solver:
             locked = tuple(sorted(converted, key=lambda r: r.name))
             with step("allowlist check"):
                 _check_upstream(target.name, locked)
+                _check_inside_channel(target.name, locked)
             return LockedTarget(target.name, target.platform, target.virtual_packages, locked)
 
         results = await asyncio.gather(*(one(t) for t in targets), return_exceptions=True)
@@ -295,6 +402,39 @@ class Solver:
         return [r for r in results if isinstance(r, LockedTarget)], provenance
 
 
+def refuse_urls(channels: list[str], specs: list[str]) -> None:
+    """Fail as `channel` when a channel, or a URL a match spec carries (``x[url=…]``, a
+    package URL, a ``channel::`` prefix), is outside the allowlist or at a private address
+    it does not name: checked again here, as the worker sees the job, before anything is
+    fetched (the allowlist may have changed since the request was accepted). Nothing is
+    connected to, so the error reads the same whether a port there is open or closed."""
+    allowed, alias = allowlist()
+    for channel in channels:
+        if (reason := fetch_refusal(channel, allowed, alias)) is not None:
+            raise SolveFailure("channel", f"channel {channel} refused: {reason}", {"url": channel})
+    for spec in specs:
+        for url in spec_urls(spec):
+            if (reason := fetch_refusal(url, allowed, alias)) is not None:
+                raise SolveFailure(
+                    "channel", f"match spec {spec!r} refused: {reason}", {"spec": spec, "url": url}
+                )
+
+
+def _name_refusals(failure: SolveFailure, started: float) -> None:
+    """Name in a channel failure what the egress proxy refused (or could not connect to)
+    during the solve: py-rattler reports a refused https tunnel without the URL it was
+    for, and an unreachable host as the proxy's 502."""
+    if refused := egress_proxy.refusals_since(started):
+        note = f"egress refused {refused[0].url}: {refused[0].reason}"
+        failure.detail = {**failure.detail, "refused": refused[0].url}
+    elif unreachable := egress_proxy.unreachable_since(started):
+        note = f"{unreachable[0].reason}"  # py-rattler sees the proxy's 502
+    else:
+        return
+    failure.message = f"{failure.message} ({note})"
+    failure.args = (failure.message,)
+
+
 def _check_upstream(target: str, records: tuple[LockedRecord, ...]) -> None:
     """Fail as `channel` when repodata names a file with a path in it, or outside the
     allowlist (its `base_url`): upstream's word, checked before it is locked or fetched."""
@@ -311,6 +451,33 @@ def _check_upstream(target: str, records: tuple[LockedRecord, ...]) -> None:
                 f"target {target}: repodata of {record.channel} {problem}",
                 {"target": target, "url": record.url},
             )
+
+
+def _check_inside_channel(target: str, records: tuple[LockedRecord, ...]) -> None:
+    """Fail as `channel` when a channel's repodata (its `info.base_url`) locates a file
+    outside that channel: a channel may only speak for its own files, or it could lock
+    another allowlisted channel's real file under metadata of its own making."""
+    for record in records:
+        channel = record.channel.rstrip("/")
+        base_url = record.url.rsplit("/", 1)[0]
+        inside = urlsplit(channel + "/")
+        where = urlsplit(record.url)
+        path = where.path
+        if (
+            (where.scheme.lower(), where.netloc.lower())
+            == (inside.scheme.lower(), inside.netloc.lower())
+            and path.startswith(inside.path)
+            and ".." not in unquote(path).replace("\\", "/").split("/")
+            and not where.query
+        ):
+            continue
+        raise SolveFailure(
+            "channel",
+            f"target {target}: repodata of channel {channel} sets base_url {base_url}, "
+            f"outside the channel, for {record.filename} ({record.name} {record.version} "
+            f"{record.build}); a channel's base_url may only point inside the same channel",
+            {"target": target, "channel": channel, "base_url": base_url, "url": record.url},
+        )
 
 
 @functools.cache

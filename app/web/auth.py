@@ -98,6 +98,17 @@ async def require_reader(request: Request, settings: SettingsDep) -> Caller:
     return await run_in_threadpool(_caller_of, token)
 
 
+async def require_docs_reader(request: Request, settings: SettingsDep) -> Caller:
+    """`require_reader` for the docs pages, whose refusal says how to read the schema."""
+    if settings.resolved_auth != "none" and not settings.public_reads and not _bearer(request):
+        raise _unauthorized(
+            "this server needs an API token for every request (CONDARCHIVE_PUBLIC_READS=false), "
+            "and a browser cannot send one for this page: read the schema with "
+            "`curl -H 'Authorization: Bearer <token>' <server>/openapi.json`"
+        )
+    return await require_reader(request, settings)
+
+
 SolveCaller = Annotated[Caller, Depends(require_scope("solve"))]
 ImportCaller = Annotated[Caller, Depends(require_scope("import"))]
 AdminCaller = Annotated[Caller, Depends(require_scope("admin"))]

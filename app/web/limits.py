@@ -5,7 +5,7 @@ what to trim and an operator what to raise:
 
 * request body: 413, before the body is read (``CONDARCHIVE_MAX_BODY_BYTES``, and
   ``CONDARCHIVE_MAX_IMPORT_BYTES`` for lockfile imports, which are legitimately larger);
-* environment.yml size and shape, number of dependencies and of targets: 422, in the
+* environment.yml size and shape, number of dependencies, channels and targets: 422, in the
   usual ``detail[]`` form with ``type: "limit_exceeded"`` and the limit in ``ctx``;
 * solves a token has queued or running: 429 with Retry-After (counted in app/jobs/quota.py);
 * bytes one lock may put in the archive: 422 (app/archive/quota.py).
@@ -184,7 +184,9 @@ def check_solve_limits(
     """
     dependencies: Any = body.dependencies
     targets: Any = body.targets
+    channels: Any = body.channels
     dep_loc: list[str | int] = ["body", "dependencies"]
+    chan_loc: list[str | int] = ["body", "channels"]
     if environment is not None:
         data = environment.data
         if isinstance(data, dict):
@@ -192,6 +194,19 @@ def check_solve_limits(
             dep_loc = ["body", "environment", "dependencies"]
             if targets is None:
                 targets = data.get("platforms")
+            if channels is None:
+                channels = data.get("channels")
+                chan_loc = ["body", "environment", "channels"]
+    # Counted as given, before any is resolved (build_spec also bounds the channels the
+    # request resolves to, `channel::` prefixes in its match specs included).
+    if isinstance(channels, list) and len(channels) > settings.max_channels:
+        raise LimitError(
+            chan_loc,
+            f"{len(channels)} channels; the limit is {settings.max_channels} "
+            f"({setting_name('max_channels')})",
+            "max_channels",
+            settings.max_channels,
+        )
     if isinstance(dependencies, list) and len(dependencies) > settings.max_dependencies:
         raise LimitError(
             dep_loc,

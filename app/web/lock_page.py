@@ -17,15 +17,21 @@ from app.locks.formats.base import env_name
 
 @dataclass(frozen=True)
 class Links:
-    """The stable URLs under one lock's permalink."""
+    """The stable URLs under one lock's permalink (as one request's job sees them, when
+    `job` is set: its environment.yml carries that request's name)."""
 
     permalink: str
+    job: str | None = None
 
     def explicit(self, target: str) -> str:
         return f"{self.permalink}/explicit/{quote(target)}.txt"
 
     def environment_yml(self, target: str) -> str:
-        return f"{self.permalink}/environment.yml?target={quote(target)}"
+        job = f"&job={quote(self.job)}" if self.job else ""
+        return f"{self.permalink}/environment.yml?target={quote(target)}{job}"
+
+    def page(self, job: str | None = None) -> str:
+        return f"{self.permalink}?job={quote(job)}" if job else self.permalink
 
     @property
     def conda_lock(self) -> str:
@@ -69,7 +75,7 @@ def install_commands(lock: dict[str, Any], links: Links) -> dict[str, dict[str, 
 
 
 def _title(lock: dict[str, Any]) -> str:
-    name = (lock.get("spec") or {}).get("name")
+    name = (lock.get("request") or {}).get("name")
     return f"Conda environment {name}" if name else f"Conda environment lock {lock['id'][:12]}"
 
 
@@ -110,10 +116,10 @@ def citation_cff(lock: dict[str, Any], links: Links) -> str:
     ).rstrip()
 
 
-def submitted_text(lock: dict[str, Any]) -> str:
-    """The spec exactly as the user sent it: environment.yml or imported file text verbatim,
-    otherwise the channels and dependencies as YAML."""
-    submitted = (lock.get("spec") or {}).get("submitted") or {}
+def submitted_text(request: dict[str, Any]) -> str:
+    """One request's spec exactly as the user sent it: environment.yml or imported file text
+    verbatim, otherwise the channels and dependencies as YAML."""
+    submitted = request.get("submitted") or {}
     for key in ("environment", "content"):
         if isinstance(submitted.get(key), str):
             return submitted[key]
@@ -123,8 +129,28 @@ def submitted_text(lock: dict[str, Any]) -> str:
         return json.dumps(submitted, indent=2, sort_keys=True)
 
 
-def page_context(lock: dict[str, Any], base_url: str) -> dict[str, Any]:
-    links = Links(f"{base_url}/l/{lock['id']}")
+def request_entry(request: dict[str, Any], links: Links) -> dict[str, Any]:
+    """What the page shows of one request that produced the lock."""
+    submitted = request.get("submitted") or {}
+    return {
+        **request,
+        "text": submitted_text(request),
+        "format": submitted.get("format") if request.get("kind") == "import" else None,
+        "page": links.page(request.get("job_id")),
+        "provenance_text": json.dumps(request.get("provenance") or {}, indent=2, sort_keys=True),
+    }
+
+
+def page_context(
+    lock: dict[str, Any],
+    base_url: str,
+    requests: list[dict[str, Any]],
+    request_count: int,
+    job: str | None = None,
+) -> dict[str, Any]:
+    """The page of a lock: every request that produced it (newest first, up to a limit),
+    or, with `job`, only that job's request (then `lock["request"]` is set to it)."""
+    links = Links(f"{base_url}/l/{lock['id']}", job)
     return {
         "lock": lock,
         "links": links,
@@ -132,8 +158,9 @@ def page_context(lock: dict[str, Any], base_url: str) -> dict[str, Any]:
         "formats": formats_for(lock),
         "bibtex": bibtex(lock, links),
         "cff": citation_cff(lock, links),
-        "submitted": submitted_text(lock),
-        "submitted_format": ((lock.get("spec") or {}).get("submitted") or {}).get("format"),
+        "job": job,
+        "requests": [request_entry(r, links) for r in requests],
+        "request_count": request_count,
         "provenance": json.dumps(lock.get("provenance") or {}, indent=2, sort_keys=True),
         "archive": lock.get("archive"),
     }

@@ -93,3 +93,23 @@ class LockDiff(BaseModel):
     identical: bool
     targets: dict[str, TargetDiff]
     summary: dict[str, int]
+
+
+class LockRequestView(BaseModel):
+    """One request that produced a lock: a solve job or an import, with what it asked."""
+
+    id: int
+    kind: Literal["solve", "import"]
+    job_id: str | None
+    name: str | None
+    spec: dict[str, Any]
+    spec_hash: str
+    submitted: dict[str, Any]
+    provenance: dict[str, Any]
+    created_at: str | None
+
+
+class LockRequests(BaseModel):
+    lock_id: str
+    total: int
+    items: list[LockRequestView]

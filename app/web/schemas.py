@@ -96,6 +96,7 @@ def _locked_package_view() -> type[BaseModel]:
     """The response model of one locked package, from the one list of its fields."""
     hints = get_type_hints(LockedRecord)
     hints["depends"] = list[str]
+    hints["constrains"] = list[str]
     return create_model("LockedPackageView", **{name: (hints[name], ...) for name in VIEW_FIELDS})
 
 

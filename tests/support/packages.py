@@ -36,6 +36,9 @@ class PackageSpec:
     timestamp_ms: int | None = None
     fmt: str = ".conda"  # or ".tar.bz2"
     payload_size: int = 0  # extra bytes of incompressible payload
+    # Extra files: listed in info/paths.json under these paths, and stored as tar members of
+    # the same names (a hostile package may list `../x`; extraction drops such members).
+    extra_paths: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def filename(self) -> str:
@@ -102,12 +105,21 @@ def _members(spec: PackageSpec) -> tuple[dict[str, bytes], dict[str, bytes]]:
         ],
         "paths_version": 1,
     }
+    for path, data in spec.extra_paths.items():
+        paths_json["paths"].append(
+            {
+                "_path": path,
+                "path_type": "hardlink",
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "size_in_bytes": len(data),
+            }
+        )
     info = {
         "info/index.json": json.dumps(spec.index_json(), indent=2).encode(),
         "info/paths.json": json.dumps(paths_json, indent=2).encode(),
         "info/about.json": json.dumps({"summary": f"test package {spec.name}"}).encode(),
     }
-    return info, {payload_path: payload}
+    return info, {payload_path: payload, **spec.extra_paths}
 
 
 def build_package(spec: PackageSpec, channel_dir: Path) -> Path:

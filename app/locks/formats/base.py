@@ -1,9 +1,10 @@
 """What every renderer shares: picking a target, the errors a route turns into 4xx, ordering.
 
 Renderers read the lock dict that :func:`app.locks.store.lock_view` returns (optionally with the
-extra record fields :func:`app.locks.document.lock_document` adds) and nothing else: no clock, no
-settings, no server URL. That is what makes a permalink's bytes the same on every request
-and after every restart.
+extra record fields :func:`app.locks.document.lock_document` adds, and one request's view as
+``request`` when the reader came from it) and nothing else: no clock, no settings, no
+server URL. That is what makes a permalink's bytes the same on every request and after
+every restart.
 """
 
 from __future__ import annotations
@@ -98,8 +99,11 @@ def topological(packages: list[Package]) -> list[Package]:
 
 
 def env_name(lock: Lock) -> str:
-    """The environment's name as submitted, else a stable one derived from the lock id."""
-    name = (lock.get("spec") or {}).get("name")
+    """The name one request gave the environment, when the lock is rendered for that request
+    (the dict then carries it as ``request``, see app/web/routes/permalinks.py), else a
+    stable one derived from the lock id. A lock has no name of its own: requests with
+    different names can resolve to one lock, and none of them names it for the others."""
+    name = (lock.get("request") or {}).get("name")
     if isinstance(name, str) and name.strip():
         return name.strip()
     return f"lock-{lock['id'][:12]}"

@@ -157,8 +157,8 @@ def parse_conda_lock(text: str) -> ParsedFile:
         raise LineError(mark.line + 1 if mark else 0, f"not valid YAML: {exc}") from exc
     if not isinstance(data, dict) or data.get("version") != 1:
         raise LineError(0, "only conda-lock format version 1 files can be imported")
-    metadata = data.get("metadata") or {}
-    custom = metadata.get("custom_metadata") or {}
+    metadata = _mapping(data.get("metadata"), "metadata")
+    custom = _mapping(metadata.get("custom_metadata"), "metadata.custom_metadata")
     packages = data.get("package")
     if not isinstance(packages, list) or not packages:
         raise LineError(0, "the conda-lock file lists no packages")
@@ -176,22 +176,48 @@ def parse_conda_lock(text: str) -> ParsedFile:
             )
         url, platform = str(package.get("url") or ""), str(package.get("platform") or "")
         check_url(number, url)
-        hashes = package.get("hash") or {}
-        by_platform.setdefault(platform, []).append(
-            Entry(number, url, hashes.get("md5") or None, hashes.get("sha256") or None)
-        )
+        hashes = _mapping(package.get("hash"), "hash", number)
+        md5, sha256 = (_text(hashes.get(key), f"hash.{key}", number) for key in ("md5", "sha256"))
+        by_platform.setdefault(platform, []).append(Entry(number, url, md5, sha256))
         first_line.setdefault(platform, number)
-    targets = tuple(
-        make_target(
-            custom.get(TARGET_KEY.format(platform=platform)),
-            platform,
-            (custom.get(VIRTUAL_PACKAGES_KEY.format(platform=platform)) or "").split() or None,
-            entries,
-            first_line[platform],
+    targets = []
+    for platform, entries in sorted(by_platform.items()):
+        target_key = TARGET_KEY.format(platform=platform)
+        vps_key = VIRTUAL_PACKAGES_KEY.format(platform=platform)
+        name = _text(custom.get(target_key), f"metadata.custom_metadata[{target_key!r}]")
+        vps = _text(custom.get(vps_key), f"metadata.custom_metadata[{vps_key!r}]")
+        targets.append(
+            make_target(name, platform, (vps or "").split() or None, entries, first_line[platform])
         )
-        for platform, entries in sorted(by_platform.items())
+    channels = metadata.get("channels") or []
+    if not isinstance(channels, list):
+        raise LineError(0, f"metadata.channels must be a list, not {_kind(channels)}")
+    urls = tuple(
+        _text(c.get("url") if isinstance(c, dict) else c, f"metadata.channels[{i}]") or ""
+        for i, c in enumerate(channels)
     )
-    channels = tuple(
-        str(c.get("url") if isinstance(c, dict) else c) for c in metadata.get("channels") or []
+    return ParsedFile("conda-lock", tuple(targets), urls)
+
+
+def _kind(value: object) -> str:
+    return {list: "a list", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), type(value).__name__
     )
-    return ParsedFile("conda-lock", targets, channels)
+
+
+def _mapping(value: object, field: str, line: int = 0) -> dict[str, Any]:
+    """`value` when it is a mapping (or missing: empty); otherwise 422 naming `field`."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise LineError(line, f"{field} must be a mapping, not {_kind(value)}")
+    return value
+
+
+def _text(value: object, field: str, line: int = 0) -> str | None:
+    """`value` when it is a string (or missing/empty: None); otherwise 422 naming `field`."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise LineError(line, f"{field} must be a string, not {_kind(value)}")
+    return value

@@ -36,7 +36,11 @@ class ArchivedPackageView(BaseModel):
     attempts: int
     archived_at: str | None = None
     blob_sha256: str | None = None
-    archive_url: str | None = None
+    blob_md5: str | None = None  # computed from the stored bytes
+    blob_size: int | None = None
+    # False for an archived file whose record named no sha256 or md5 to check it against.
+    verified: bool = False
+    archive_url: str | None = None  # by content: exactly the blob_sha256 bytes
 
 
 class Counts(BaseModel):
@@ -45,6 +49,7 @@ class Counts(BaseModel):
     failed: int
     pending: int
     not_requested: int
+    unverified: int = 0  # archived, but with no hash in the record to check the bytes by
 
 
 class ArchiveTargetView(Counts):
@@ -85,8 +90,10 @@ def start_archive(
     _caller: SolveCaller,
 ) -> dict[str, Any]:
     """Archive every package of the lock; failed ones are tried again."""
-    if find_lock(session, lock_id) is None:
+    lock = find_lock(session, lock_id)
+    if lock is None:
         raise HTTPException(status_code=404, detail=f"no lock with id {lock_id!r}")
+    lock_id = lock.id  # an id of an earlier canonical form names the lock it became
     status = archive_status(session, lock_id, settings.base_url)
     if status["status"] == "archived":
         response.status_code = 200
@@ -102,9 +109,10 @@ def start_archive(
 
 @router.get("/locks/{lock_id}/archive", response_model=ArchiveView, responses=NOT_FOUND)
 def get_archive(lock_id: str, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    if find_lock(session, lock_id) is None:
+    lock = find_lock(session, lock_id)
+    if lock is None:
         raise HTTPException(status_code=404, detail=f"no lock with id {lock_id!r}")
-    return archive_status(session, lock_id, settings.base_url)
+    return archive_status(session, lock.id, settings.base_url)
 
 
 @router.get("/archive/channels")

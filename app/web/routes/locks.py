@@ -16,11 +16,17 @@ from app.locks.diff import diff_locks
 from app.locks.importer import ImportRefused, import_lockfile
 from app.locks.refs import resolve
 from app.locks.search import search_locks
-from app.locks.store import find_lock, lock_view
+from app.locks.store import count_requests, find_lock, lock_requests, lock_view
 from app.web.auth import ImportCaller
 from app.web.deps import SessionDep, SettingsDep
 from app.web.http_cache import RenderCache, cached
-from app.web.lock_schemas import ImportBody, ImportView, LockDiff, LockPage
+from app.web.lock_schemas import (
+    ImportBody,
+    ImportView,
+    LockDiff,
+    LockPage,
+    LockRequests,
+)
 from app.web.responses import AUTH, BODY, NOT_FOUND, error
 from app.web.schemas import LockView
 
@@ -136,6 +142,22 @@ def diff(a: str, b: str, session: SessionDep) -> dict[str, Any]:
     """Per target: packages added, removed and changed from lock `a` to lock `b`."""
     lock_a, lock_b = _lock_by_ref(session, a), _lock_by_ref(session, b)
     return diff_locks(lock_view(session, lock_a), lock_view(session, lock_b))
+
+
+@router.get("/{ref}/requests", response_model=LockRequests, responses=NOT_FOUND)
+def requests_of_lock(
+    ref: str,
+    session: SessionDep,
+    job: Annotated[str | None, Query(max_length=64, description="only this job's")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """The requests (solve jobs, imports) that produced the lock, newest first, each with its
+    own name, submitted spec and provenance: what was asked belongs to each request, not
+    to the lock. Not immutable, unlike the lock: a later request can reach the same lock."""
+    lock = _lock_by_ref(session, ref)
+    items = lock_requests(session, lock.id, job_id=job, limit=limit)
+    total = len(items) if job is not None else count_requests(session, lock.id)
+    return {"lock_id": lock.id, "total": total, "items": items}
 
 
 _rendered_locks = RenderCache()

@@ -21,7 +21,7 @@ from app.locks.diff import diff_locks
 from app.locks.document import lock_document
 from app.locks.formats import FORMATS, CannotExpress, UnknownTarget, formats_for, render
 from app.locks.refs import resolve
-from app.locks.store import lock_view
+from app.locks.store import count_requests, lock_requests, lock_view
 from app.web.deps import SessionDep, SettingsDep
 from app.web.http_cache import IMMUTABLE, SHORT, cached
 from app.web.lock_lookup import ambiguous, find, message, not_found
@@ -54,13 +54,23 @@ def download(
     target: str | None,
     filename: str,
     base_url: str,
+    job: str | None = None,
 ) -> Response:
-    """One lockfile format of the lock, immutable, or a 4xx that says what to do instead."""
+    """One lockfile format of the lock, immutable, or a 4xx that says what to do instead.
+
+    With `job`, the file is rendered for that request (environment.yml then carries the
+    name it gave); the job must be one that produced this lock.
+    """
     lock = find(request, session, ref, suffix)
     if isinstance(lock, Response):
         return lock
     document = lock_document(session, lock)
-    links = Links(f"{base_url}/l/{lock.id}")
+    if job is not None:
+        asked = _job_request(request, session, lock.id, job)
+        if isinstance(asked, Response):
+            return asked
+        document["request"] = asked
+    links = Links(f"{base_url}/l/{lock.id}", job)
     try:
         body = render(fmt, document, target)
     except UnknownTarget as exc:
@@ -84,6 +94,23 @@ def download(
         )
     disposition = {"Content-Disposition": f'inline; filename="{filename}"'}
     return cached(request, body, FORMATS[fmt].media_type, IMMUTABLE, disposition)
+
+
+def _job_request(
+    request: Request, session: Session, lock_id: str, job: str
+) -> dict[str, Any] | Response:
+    """The request of job `job` that produced this lock, or the 404 that says it did not."""
+    found = lock_requests(session, lock_id, job_id=job, limit=1)
+    if not found:
+        return message(
+            request,
+            404,
+            "No such request",
+            f"Job {job[:64]!r} did not produce lock {lock_id}; the lock's page lists the "
+            "requests that did.",
+            [("the lock", f"/l/{lock_id}")],
+        )
+    return found[0]
 
 
 def explicit_from_archive(
@@ -185,6 +212,9 @@ def permalink_environment_yml(
     session: SessionDep,
     settings: SettingsDep,
     target: Annotated[str | None, Query(description="target name; optional if only one")] = None,
+    job: Annotated[
+        str | None, Query(description="a job that produced the lock: use the name it gave")
+    ] = None,
 ) -> Response:
     return download(
         request,
@@ -195,6 +225,7 @@ def permalink_environment_yml(
         target,
         "environment.yml",
         settings.base_url,
+        job,
     )
 
 
@@ -235,14 +266,31 @@ def permalink_diff(a: str, b: str, request: Request, session: SessionDep) -> Res
     methods=READ,
     summary="The lock's page (HTML), or its JSON with Accept: application/json",
 )
-def permalink(ref: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def permalink(
+    ref: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    job: Annotated[
+        str | None, Query(description="show the lock as this job (one request) produced it")
+    ] = None,
+) -> Response:
     lock = find(request, session, ref)
     if isinstance(lock, Response):
         return lock
     document = lock_document(session, lock)
     if prefers_json(request):
         return lock_json(request, document, vary=True)
-    # The archive status changes as packages are archived; the rest of the page cannot.
+    if job is not None:  # the visitor came from this request: its spec, its name
+        asked = _job_request(request, session, lock.id, job)
+        if isinstance(asked, Response):
+            return asked
+        document["request"] = asked
+        requests, count = [asked], 1
+    else:  # every request that produced the lock, each with its own spec
+        requests, count = lock_requests(session, lock.id), count_requests(session, lock.id)
+    # The archive status changes as packages are archived, and requests are added.
     document["archive"] = archive_status(session, lock.id, settings.base_url)
-    html = render_page("lock.html", **page_context(document, settings.base_url)).encode()
+    context = page_context(document, settings.base_url, requests, count, job)
+    html = render_page("lock.html", **context).encode()
     return cached(request, html, "text/html; charset=utf-8", SHORT, {"Vary": "Accept"})

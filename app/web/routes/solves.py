@@ -11,7 +11,7 @@ from app.core.specs import SolveRequest, build_spec, parse_environment_platforms
 from app.core.targets import parse_targets
 from app.errors import InputError
 from app.jobs.quota import JobQuotaExceeded, check_job_quota
-from app.jobs.state import find_job, job_view, submit
+from app.jobs.state import dedupe_key, find_job, job_view, submit
 from app.queue.send import enqueue_solve
 from app.web.auth import SolveCaller
 from app.web.deps import SessionDep, SettingsDep
@@ -34,6 +34,7 @@ def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
         dependencies=body.dependencies,
         allowed_channels=settings.allowed_channel_entries,
         channel_alias=settings.channel_alias,
+        max_channels=settings.max_channels,
     )
     raw_targets: list[Any]
     if body.targets is not None:
@@ -74,7 +75,7 @@ def create_solve(
     except InputError as exc:
         raise HTTPException(status_code=422, detail=[exc.to_detail()]) from exc
     try:
-        check_job_quota(session, caller.token_id, caller.name, request.hash, settings)
+        check_job_quota(session, caller.token_id, caller.name, dedupe_key(request), settings)
     except JobQuotaExceeded as exc:
         raise too_many_jobs(exc) from exc
     job, created = submit(session, request, settings.dedupe_window, caller.token_id)
