@@ -6,6 +6,7 @@ test can delete packages and re-index it the way a channel admin would.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -152,6 +153,12 @@ def test_condarchive_install_restores_the_environment(removed: Removed, tmp_path
     assert result.returncode == 0, result.stderr
     assert "from the archive" in result.stdout
     assert prefix_records(prefix) == removed.before
+    # What the solve asked for labels conda-meta, as a conda install would (the lock holds
+    # no specs; install reads them from the lock's requests).
+    meta = next((prefix / "conda-meta").glob("labapp-*.json"))
+    record = json.loads(meta.read_text())
+    requested = record.get("requested_spec") or " ".join(record.get("requested_specs") or [])
+    assert "labapp" in requested, record
 
 
 def test_rattler_installs_from_the_archive_channel(removed: Removed, tmp_path: Path) -> None:

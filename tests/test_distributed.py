@@ -69,9 +69,11 @@ def test_multi_target_solve_stored_in_postgres(
         assert db.execute(
             "SELECT status, lock_id, attempts FROM solve_jobs WHERE id = %s", (job["id"],)
         ).fetchall() == [("succeeded", lock["id"], 1)]
+        # What was asked is kept with the request, not with the lock.
         assert db.execute(
-            "SELECT spec_hash FROM locks WHERE id = %s", (lock["id"],)
-        ).fetchall() == [(job["spec_hash"],)]
+            "SELECT spec_hash, kind FROM lock_requests WHERE lock_id = %s AND job_id = %s",
+            (lock["id"], job["id"]),
+        ).fetchall() == [(job["spec_hash"], "solve")]
         targets = db.execute(
             "SELECT name, platform FROM lock_targets WHERE lock_id = %s", (lock["id"],)
         ).fetchall()

@@ -72,9 +72,11 @@ def run_archive(lock_id: str) -> None:
     store.clean_temp(older_than=max(settings.archive_lease, settings.archive_timeout) * 2)
     owner = _owner()
     with session_scope() as session:
-        if find_lock(session, lock_id) is None:
+        lock = find_lock(session, lock_id)
+        if lock is None:
             log.warning("archive asked for unknown lock %s", lock_id)
             return
+        lock_id = lock.id  # a message sent under a lock's old (v1) id archives the lock
         ensure_entries(session, lock_package_ids(session, lock_id))
         session.commit()
         set_run(session, lock_id, "running")

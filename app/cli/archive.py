@@ -70,9 +70,23 @@ def _fetch_plan(
             raise LookupError(f"the lock has no target {target!r} (it has {names})")
         status = client.get(f"/api/v1/locks/{lock_id}/archive")
         status.raise_for_status()
+        lock["requested"] = _requested_specs(client, lock["id"])
     packages = lock["targets"][target]["packages"]
     states = status.json()["targets"][target]["packages"]
     return target, lock, packages, states
+
+
+def _requested_specs(client: Any, lock_id: str) -> list[str]:
+    """The match specs the newest solve of this lock asked for (they label conda-meta's
+    `requested_spec`); the lock itself holds none, since what was asked belongs to each
+    request. Empty for an imported lock, or a server that cannot say."""
+    response = client.get(f"/api/v1/locks/{lock_id}/requests", params={"limit": 20})
+    if response.status_code != 200:
+        return []
+    for request in response.json().get("items", []):
+        if request.get("kind") == "solve":
+            return list(request.get("spec", {}).get("dependencies") or [])
+    return []
 
 
 def _archive_records(
@@ -229,7 +243,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         return fail(f"cannot read the archive channel: {exc}")
     platform = lock["targets"][target]["platform"]
     specs = []
-    for text in lock.get("spec", {}).get("dependencies", []):
+    for text in lock.get("requested", []):
         try:
             specs.append(rattler.MatchSpec(text))
         except Exception:  # noqa: BLE001 - a spec only labels conda-meta; skip odd ones

@@ -230,10 +230,11 @@ def address_refusal(
     """Why the service must not connect to `host` at the addresses DNS gave for it, or None.
 
     A private, loopback, link-local (cloud metadata), reserved or multicast address is
-    fetched only where the allowlist names that address itself (an entry such as
-    ``http://127.0.0.1:9000``, or ``localhost`` for the loopback addresses). A listed *name*
-    that resolves to such an address (DNS rebinding, or a hostile channel's own DNS) is
-    refused: list an internal mirror by its address.
+    fetched only where the allowlist names it: by the address itself (an entry such as
+    ``http://127.0.0.1:9000``), or by the host name that resolved to it, so a lab's
+    internal mirror can be listed by its name. A link-local address (the cloud metadata
+    service) is fetched only when listed as an address. Any other host that resolves to
+    such an address (a redirect to a name whose DNS points inside) is refused.
     """
     host = host.strip("[]").lower().rstrip(".")
     listed = _listed_hosts(tuple(allowed), channel_alias)
@@ -245,11 +246,10 @@ def address_refusal(
             ip = ip.ipv4_mapped
         if str(ip) in listed or address in listed:
             continue
-        local_name = host == "localhost" or host.endswith(".localhost")
-        if ip.is_loopback and local_name and host in listed:
+        if host in listed and not ip.is_link_local:
             continue
         return (
             f"{host} resolves to {ip}, a private, loopback or link-local address that "
-            "CONDARCHIVE_ALLOWED_CHANNELS does not name (list such a host by its address)"
+            "CONDARCHIVE_ALLOWED_CHANNELS does not name"
         )
     return None

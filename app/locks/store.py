@@ -39,6 +39,7 @@ import json
 import re
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import rattler
@@ -164,9 +165,10 @@ class LockedRecord:
         """The package's part of the lock's canonical form (module docstring)."""
         return {**self.view(), "extras": record_extras(self.record)}
 
-    @property
+    @cached_property
     def record_key(self) -> str:
-        """What names this package row: the sha256 of :meth:`canonical`."""
+        """What names this package row: the sha256 of :meth:`canonical` (computed once:
+        storing a lock looks it up several times per package)."""
         return sha256_of(self.canonical())
 
 
