@@ -21,17 +21,17 @@ import httpx
 import pytest
 import rattler
 
-from tests.conftest import start_service, stop_service
 from tests.support.archive import (
     archive_channel,
     cli,
     lab_channel,
+    lab_service,
     lock,
     reindex,
     wait_archive,
-    wait_worker_ready,
 )
 from tests.support.channel_server import ChannelServer
+from tests.support.explicit import explicit_records
 from tests.support.packages import PackageSpec, build_package
 from tests.support.service import Service
 
@@ -58,17 +58,17 @@ class Replaced:
 def replaced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replaced]:
     root = tmp_path_factory.mktemp("replace-upstream")
     channel_dir = lab_channel(root / "replchan", [_spec(1000)])
-    upstream = ChannelServer(root).start()
-    service = start_service(
-        tmp_path_factory.mktemp("replace-service"),
-        upstream.url,
-        dedupe_window="0",  # the second, identical request must solve again
-        repodata_ttl="0",
-        proxy_channels=f"up={upstream.channel_url('replchan')}",
-        proxy_repodata_ttl="0",
-    )
-    wait_worker_ready(service)
-    try:
+    with (
+        ChannelServer(root) as upstream,
+        lab_service(
+            tmp_path_factory.mktemp("replace-service"),
+            upstream,
+            dedupe_window="0",  # the second, identical request must solve again
+            repodata_ttl="0",
+            proxy_channels=f"up={upstream.channel_url('replchan')}",
+            proxy_repodata_ttl="0",
+        ) as service,
+    ):
         channel_url = upstream.channel_url("replchan")
         locks, shas, statuses = {}, {}, {}
         with httpx.Client(base_url=service.url, timeout=30) as client:
@@ -84,35 +84,6 @@ def replaced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replaced]:
                 shas[name] = package["sha256"]
         assert locks["A"] != locks["B"] and shas["A"] != shas["B"]
         yield Replaced(service, upstream, channel_url, locks, shas, statuses)
-    finally:
-        stop_service(service)
-        upstream.stop()
-
-
-def _explicit_records(text: str) -> list[rattler.RepoDataRecord]:
-    """The records an explicit-file installer builds: URL, md5 fragment, our sha256 comments."""
-    records, sha256 = [], None
-    for line in text.splitlines():
-        if line.startswith("# sha256:"):
-            sha256 = line.split(":", 1)[1].strip()
-            continue
-        if not line.strip() or line.startswith("#") or line.strip() == "@EXPLICIT":
-            continue
-        url, md5 = line.split("#")
-        filename = url.rsplit("/", 1)[1]
-        name, version, build = filename.removesuffix(".conda").rsplit("-", 2)
-        record = rattler.PackageRecord(
-            name,
-            version,
-            rattler.BuildString.new_unchecked(build),
-            0,
-            url.rsplit("/", 2)[1],
-            md5=bytes.fromhex(md5),
-            sha256=bytes.fromhex(sha256) if sha256 else None,
-        )
-        records.append(rattler.RepoDataRecord(record, filename, url, url.rsplit("/", 2)[0] + "/"))
-        sha256 = None
-    return records
 
 
 @pytest.mark.parametrize("which", ["A", "B"])
@@ -134,7 +105,7 @@ def test_explicit_archive_file_installs_each_locks_own_bytes(
     prefix = tmp_path / "env"
     asyncio.run(
         rattler.install(
-            _explicit_records(text.text),
+            explicit_records(text.text),
             prefix,
             cache_dir=tmp_path / "pkgs",
             platform=rattler.Subdir("linux-64"),

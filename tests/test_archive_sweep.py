@@ -10,17 +10,23 @@ silent and re-send it, so a new worker completes the archive; no one POSTs it ag
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REDIS_URL, require_services, start_service, stop_service
-from tests.support.archive import drop_postgres, fresh_postgres, lab_channel, lock, wait_archive
+from tests.support.archive import (
+    drop_postgres,
+    fresh_postgres,
+    lab_channel,
+    lock,
+    wait_archive,
+    wait_partial_download,
+)
 from tests.support.channel_server import ChannelServer
+from tests.support.faults import ready_worker
 from tests.support.packages import PackageSpec
-from tests.support.service import wait_for_log
 
 pytestmark = [pytest.mark.process, pytest.mark.distributed]
 
@@ -46,24 +52,17 @@ def test_sweeper_resends_a_running_archive_whose_worker_died(tmp_path: Path) -> 
         sweep_interval="1",
     )
     try:
-        worker = service.add_worker()
-        wait_for_log(worker, " ready.")
+        worker = ready_worker(service)
         data_dir = Path(service.env["CONDARCHIVE_DATA_DIR"])
         with httpx.Client(base_url=service.url, timeout=30) as client:
             lock_id = lock(client, upstream.channel_url("sweeplab"), ["sweptpkg", "tinypkg"])
-            deadline = time.monotonic() + 60
-            parts: list[Path] = []
-            while not any(p.stat().st_size > 1_500_000 for p in parts if p.exists()):
-                assert time.monotonic() < deadline, "the download never started"
-                time.sleep(0.05)
-                parts = list((data_dir / "blobs" / "tmp").glob("*.part"))
+            wait_partial_download(data_dir)
             worker.kill()
             status = client.get(f"/api/v1/locks/{lock_id}/archive").json()
             assert status["status"] == "running", status
 
             del upstream.rates[path]
-            second = service.add_worker()
-            wait_for_log(second, " ready.")
+            second = ready_worker(service)
             # No POST: the sweeper re-sends the silent run (after two leases, 4 s).
             status = wait_archive(client, lock_id, timeout=60)
             assert status["status"] == "archived", status

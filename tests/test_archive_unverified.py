@@ -21,14 +21,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import start_service, stop_service
 from tests.support.archive import (
     archive_channel,
     lab_channel,
+    lab_service,
     lock,
     reindex,
     wait_archive,
-    wait_worker_ready,
 )
 from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec
@@ -86,24 +85,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
     _rewrite(good, strip)
     _rewrite(liar, lie)
-    upstream = ChannelServer(root).start()
-    service = start_service(
-        tmp_path_factory.mktemp("nohash-service"),
-        upstream.url,
-        proxy_channels=f"goodproxy={upstream.channel_url('good')},"
-        f"liarproxy={upstream.channel_url('liar')}",
-        archive_attempts="1",
-    )
-    wait_worker_ready(service)
-    try:
+    with (
+        ChannelServer(root) as upstream,
+        lab_service(
+            tmp_path_factory.mktemp("nohash-service"),
+            upstream,
+            proxy_channels=f"goodproxy={upstream.channel_url('good')},"
+            f"liarproxy={upstream.channel_url('liar')}",
+            archive_attempts="1",
+        ) as service,
+    ):
         good_url = upstream.channel_url("good")
         with httpx.Client(base_url=service.url, timeout=30) as client:
             good_lock = lock(client, good_url, ["nohashpkg", "truepkg"])
             status = wait_archive(client, good_lock)
         yield Lab(service, upstream, good_url, upstream.channel_url("liar"), good_lock, status)
-    finally:
-        stop_service(service)
-        upstream.stop()
 
 
 def _packages(status: dict[str, Any]) -> dict[str, dict[str, Any]]:

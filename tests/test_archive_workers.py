@@ -8,7 +8,6 @@ Postgres with Redis.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +23,13 @@ from tests.support.archive import (
     lab_channel,
     lock,
     wait_archive,
+    wait_partial_download,
     wait_worker_ready,
 )
 from tests.support.channel_server import ChannelServer
+from tests.support.faults import ready_worker
 from tests.support.packages import PackageSpec
-from tests.support.service import Process, Service, wait_for_log
+from tests.support.service import Service
 
 pytestmark = pytest.mark.process  # condarchive runs as real processes
 
@@ -52,12 +53,6 @@ def _service(
     return start_service(tmp_path / "service", upstream.url, no_worker=True, **backend, **extra)
 
 
-def _worker(service: Service) -> Process:
-    worker = service.add_worker()
-    wait_for_log(worker, " ready.")
-    return worker
-
-
 def _cleanup(service: Service, backend: dict[str, str]) -> None:
     stop_service(service)
     if backend.get("broker_url", "").startswith("redis://"):
@@ -77,18 +72,13 @@ def test_worker_killed_mid_archive_then_rerun_completes(
     upstream.rates[path] = 1_000_000  # six seconds for the whole file
     service = _service(tmp_path, upstream, backend, archive_lease="3")
     try:
-        worker = _worker(service)
+        worker = ready_worker(service)
         channel_url = upstream.channel_url("killlab")
         data_dir = Path(service.env["CONDARCHIVE_DATA_DIR"])
         with httpx.Client(base_url=service.url, timeout=30) as client:
             lock_id = lock(client, channel_url, ["bigpkg", "smallpkg"])
             # Wait until the worker is well into the big download, then SIGKILL it.
-            deadline = time.monotonic() + 60
-            parts: list[Path] = []
-            while not any(p.stat().st_size > 1_500_000 for p in parts if p.exists()):
-                assert time.monotonic() < deadline, "the download never started"
-                time.sleep(0.05)
-                parts = list((data_dir / "blobs" / "tmp").glob("*.part"))
+            parts = wait_partial_download(data_dir)
             worker.kill()
 
             status = client.get(f"/api/v1/locks/{lock_id}/archive").json()
@@ -109,7 +99,7 @@ def test_worker_killed_mid_archive_then_rerun_completes(
             # A new worker and a rerun: the dead worker's lease runs out, the file is fetched
             # again from scratch, and the archive completes.
             del upstream.rates[path]
-            _worker(service)
+            ready_worker(service)
             assert client.post(f"/api/v1/locks/{lock_id}/archive").status_code == 202
             status = wait_archive(client, lock_id, timeout=120)
             assert status["status"] == "archived", status
@@ -135,7 +125,7 @@ def test_two_workers_store_a_shared_package_once(tmp_path: Path, backend: dict[s
     upstream.rates[path] = 1_500_000  # two seconds: both workers are busy at once
     service = _service(tmp_path, upstream, backend, archive="off")
     try:
-        workers = [_worker(service), _worker(service)]
+        workers = [ready_worker(service), ready_worker(service)]
         channel_url = upstream.channel_url("twolab")
         with httpx.Client(base_url=service.url, timeout=30) as client:
             first = lock(client, channel_url, ["sharedpkg", "onlya"])
@@ -178,12 +168,7 @@ def test_embedded_serve_killed_mid_archive_resumes_on_restart(tmp_path: Path) ->
         with httpx.Client(base_url=service.url, timeout=30) as client:
             lock_id = lock(client, upstream.channel_url("restartlab"), ["restartpkg"])
             package = next(iter(lock_packages(client, lock_id)))
-            deadline = time.monotonic() + 60
-            while not any(
-                p.stat().st_size > 1_000_000 for p in (data_dir / "blobs" / "tmp").glob("*.part")
-            ):
-                assert time.monotonic() < deadline, "the download never started"
-                time.sleep(0.05)
+            wait_partial_download(data_dir, over=1_000_000)
             assert service.server is not None
             service.server.kill()  # the whole process group: API and its worker
             assert not blob_path(data_dir, package["sha256"]).exists()

@@ -15,14 +15,14 @@ import pytest
 import rattler
 import zstandard
 
-from tests.conftest import REALDATA, start_service, stop_service
+from tests.conftest import REALDATA
 from tests.support.archive import (
     archive_channel,
     lab_channel,
+    lab_service,
     lock,
     reindex,
     wait_archive,
-    wait_worker_ready,
 )
 from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec
@@ -67,10 +67,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             (channel_dir / subdir).mkdir(exist_ok=True)
             shutil.copy(path, channel_dir / subdir / path.name)
         reindex(channel_dir)
-    upstream = ChannelServer(root).start()
-    service = start_service(tmp_path_factory.mktemp("channels-service"), upstream.url)
-    wait_worker_ready(service)
-    try:
+    with (
+        ChannelServer(root) as upstream,
+        lab_service(tmp_path_factory.mktemp("channels-service"), upstream) as service,
+    ):
         channel_url = upstream.channel_url("chanlab")
         with httpx.Client(base_url=service.url, timeout=30) as client:
             lock_id = lock(client, channel_url, ["chanpkg", "chanold"])
@@ -81,9 +81,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                 real_status = wait_archive(client, real_lock)
         channel = archive_channel(status, channel_url)
         yield Lab(service, upstream, channel_url, lock_id, status, channel, real_lock, real_status)
-    finally:
-        stop_service(service)
-        upstream.stop()
 
 
 def test_archive_status_shape(lab: Lab) -> None:

@@ -6,8 +6,6 @@ send for a page it opens: /docs and /redoc then answer 401 saying how to read th
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -15,7 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import start_service, stop_service
-from tests.support.service import ROOT, Service
+from tests.support.archive import cli
+from tests.support.service import Service
 
 pytestmark = pytest.mark.process  # condarchive runs as real processes
 
@@ -24,14 +23,7 @@ DOCS = ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect")
 
 def _token(service: Service, scope: str) -> str:
     name = f"{scope}-{uuid.uuid4().hex[:8]}"
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "token", "create", "--name", name, "--scope", scope],
-        env=service.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = cli(service, "token", "create", "--name", name, "--scope", scope, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

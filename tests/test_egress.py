@@ -19,14 +19,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.conftest import start_service, stop_service
+from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec, build_channel
 from tests.support.service import Service, wait_for_solve
 
@@ -58,103 +57,46 @@ class Canary:
             except OSError:
                 return
             self.connections += 1
-            conn.close()
+            self._take(conn)
+
+    def _take(self, conn: socket.socket) -> None:
+        conn.close()
 
     def close(self) -> None:
         self.sock.close()
 
 
-class HostileChannels:
+class HostileChannels(ChannelServer):
     """Serves channel directories; a GET (never a HEAD) of a path that contains one of
     `redirect_get[channel]` answers 302 to `target`. HEAD answers as the file would."""
 
     def __init__(self, root: Path, target: str) -> None:
-        self.root = root
+        super().__init__(root)
         self.target = target
         self.redirect_get: dict[str, tuple[str, ...]] = {}
-        self.requests: list[tuple[str, str]] = []
-        owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_HEAD(self) -> None:  # noqa: N802
-                self._serve(body=False)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._serve(body=True)
-
-            def _serve(self, body: bool) -> None:
-                path = urlsplit(self.path).path
-                owner.requests.append((self.command, path))
-                channel = path.strip("/").split("/", 1)[0]
-                suffixes = owner.redirect_get.get(channel, ())
-                if body and any(s in path for s in suffixes):
-                    self._answer(302, b"", {"Location": f"{owner.target}/stolen{path}"})
-                    return
-                file = (owner.root / path.lstrip("/")).resolve()
-                if owner.root.resolve() not in file.parents or not file.is_file():
-                    self._answer(404, b"")
-                    return
-                data = file.read_bytes()
-                self._answer(200, data if body else b"", {}, len(data))
-
-            def _answer(
-                self, status: int, data: bytes, headers: dict | None = None, size: int = -1
-            ) -> None:
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data) if size < 0 else size))
-                self.end_headers()
-                if data:
-                    self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, channel: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{channel}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def redirect_for(self, method: str, path: str) -> str | None:
+        channel = path.strip("/").split("/", 1)[0]
+        suffixes = self.redirect_get.get(channel, ())
+        if method == "GET" and any(s in path for s in suffixes):
+            return f"{self.target}/stolen{path}"
+        return super().redirect_for(method, path)
 
 
-class Tarpit:
+class Tarpit(Canary):
     """Accepts connections and then never answers (`trickle`: sends a response head and
     then one byte a second, forever), holding each connection open."""
 
     def __init__(self, trickle: bool) -> None:
         self.trickle = trickle
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
         self.held: list[socket.socket] = []
         self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            self.held.append(conn)
-            if self.trickle:
-                threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+    def _take(self, conn: socket.socket) -> None:
+        self.held.append(conn)
+        if self.trickle:
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
     def _drip(self, conn: socket.socket) -> None:
         try:
@@ -168,7 +110,7 @@ class Tarpit:
 
     def close(self) -> None:
         self.closed = True
-        self.sock.close()
+        super().close()
         for conn in self.held:
             conn.close()
 
@@ -194,7 +136,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, canary: Canary) -> Iterato
     build_channel(root / "zstredir", PACKAGES, shards=False)  # only repodata.json.zst -> 302
     build_channel(root / "shardidx", PACKAGES)  # the shard index -> 302
     build_channel(root / "shardredir", PACKAGES)  # one shard file -> 302
-    channels = HostileChannels(root, canary.url)
+    channels = HostileChannels(root, canary.url).start()
     channels.redirect_get = {
         "getredir": ("repodata.json", "repodata.json.zst"),
         "zstredir": ("repodata.json.zst",),
@@ -202,7 +144,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, canary: Canary) -> Iterato
         "shardredir": ("/shards/",),
     }
     yield channels
-    channels.close()
+    channels.stop()
 
 
 @pytest.fixture(scope="module")
@@ -252,20 +194,22 @@ def test_url_specs_are_refused_at_post_naming_the_spec(
     http: httpx.Client, hostile: HostileChannels, canary: Canary
 ) -> None:
     for spec in _url_specs(canary.port):
-        response = solve(http, [hostile.url("good")], ["libfoo", spec])
+        response = solve(http, [hostile.channel_url("good")], ["libfoo", spec])
         assert response.status_code == 422, (spec, response.text)
         (detail,) = response.json()["detail"]
         assert detail["loc"] == ["body", "dependencies", 1], detail
         assert spec in detail["msg"] and "refused" in detail["msg"], detail
         # In environment.yml, the location is the line's item there.
-        env = f"channels: [{hostile.url('good')}]\ndependencies:\n  - libfoo\n  - '{spec}'\n"
+        env = (
+            f"channels: [{hostile.channel_url('good')}]\ndependencies:\n  - libfoo\n  - '{spec}'\n"
+        )
         response = http.post("/api/v1/solves", json={"environment": env, "targets": ["linux-64"]})
         assert response.status_code == 422, (spec, response.text)
         (detail,) = response.json()["detail"]
         assert detail["loc"] == ["body", "environment", "dependencies", 1], detail
     # A package URL inside the allowlist is still a valid spec.
-    good = f"{hostile.url('good')}/linux-64/libfoo-1.0-h0_0.conda"
-    assert solve(http, [hostile.url("good")], [good]).status_code in (200, 202)
+    good = f"{hostile.channel_url('good')}/linux-64/libfoo-1.0-h0_0.conda"
+    assert solve(http, [hostile.channel_url("good")], [good]).status_code in (200, 202)
     time.sleep(0.5)
     assert canary.connections == 0
 
@@ -290,7 +234,7 @@ def test_url_specs_are_refused_by_the_worker_too(tmp_path: Path, hostile: Hostil
     with httpx.Client(base_url=accepting.url, timeout=30) as client:
         for port in (open_port.port, closed_port):
             spec = f"http://127.0.0.1:{port}/internal/a-1-0.conda"
-            response = solve(client, [hostile.url("good")], [spec])
+            response = solve(client, [hostile.channel_url("good")], [spec])
             assert response.status_code == 202, response.text
             jobs[port] = response.json()["id"]
     stop_service(accepting)
@@ -319,7 +263,7 @@ def test_get_redirect_to_canary_fails_the_solve_and_never_connects(
     http: httpx.Client, hostile: HostileChannels, canary: Canary, channel: str
 ) -> None:
     before = len(hostile.requests)
-    response = solve(http, [hostile.url(channel)], ["libfoo"])
+    response = solve(http, [hostile.channel_url(channel)], ["libfoo"])
     assert response.status_code == 202, response.text
     job = wait_for_solve(http, response.json()["id"])
     redirected = [
@@ -339,7 +283,7 @@ def test_import_with_get_redirect_never_connects(
 ) -> None:
     content = (
         "# platform: linux-64\n@EXPLICIT\n"
-        f"{hostile.url('getredir')}/linux-64/libfoo-1.0-h0_0.conda\n"
+        f"{hostile.channel_url('getredir')}/linux-64/libfoo-1.0-h0_0.conda\n"
     )
     response = http.post("/api/v1/locks/import", json={"content": content})
     assert response.status_code == 422, response.text
@@ -355,7 +299,7 @@ def test_egress_refusals_are_logged(service: Service, canary: Canary) -> None:
 
 
 def test_max_channels(http: httpx.Client, hostile: HostileChannels) -> None:
-    many = [hostile.url(f"c{i}") for i in range(30_000)]
+    many = [hostile.channel_url(f"c{i}") for i in range(30_000)]
     started = time.monotonic()
     response = solve(http, many, ["libfoo"])
     assert time.monotonic() - started < 5
@@ -365,12 +309,12 @@ def test_max_channels(http: httpx.Client, hostile: HostileChannels) -> None:
     assert detail["type"] == "limit_exceeded"
     assert detail["ctx"] == {"setting": "CONDARCHIVE_MAX_CHANNELS", "limit": 32}
     # Channels named inside match specs count too.
-    specs = [f"{hostile.url(f'c{i}')}::libfoo" for i in range(40)]
-    response = solve(http, [hostile.url("good")], specs)
+    specs = [f"{hostile.channel_url(f'c{i}')}::libfoo" for i in range(40)]
+    response = solve(http, [hostile.channel_url("good")], specs)
     assert response.status_code == 422, response.text
     (detail,) = response.json()["detail"]
     assert detail["ctx"]["setting"] == "CONDARCHIVE_MAX_CHANNELS", detail
-    assert solve(http, [hostile.url(f"c{i}") for i in range(32)], ["x"]).status_code == 202
+    assert solve(http, [hostile.channel_url(f"c{i}") for i in range(32)], ["x"]).status_code == 202
 
 
 @pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickle"])
@@ -400,7 +344,7 @@ def test_solve_timeout_is_a_hard_deadline(
             assert job["error"]["kind"] == "timeout", job
             assert took < timeout + 8, f"the job ended {took:.1f}s after it was sent"
             # The worker is free for the next job.
-            response = solve(client, [hostile.url("good")], ["libfoo"])
+            response = solve(client, [hostile.channel_url("good")], ["libfoo"])
             assert response.status_code in (200, 202), response.text
             job = wait_for_solve(client, response.json()["id"], timeout=30)
             assert job["status"] == "succeeded", job

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -32,9 +30,10 @@ import sqlalchemy as sa
 import yaml
 
 from tests.conftest import start_service, stop_service
+from tests.support.archive import cli
 from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec, build_channel
-from tests.support.service import ROOT, Service, submit_and_wait
+from tests.support.service import Service, submit_and_wait
 
 pytestmark = pytest.mark.process
 
@@ -115,17 +114,6 @@ def http(service: Service) -> Iterator[httpx.Client]:
 
 def solve(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
     return submit_and_wait(http, {"targets": ["linux-64"], **body})
-
-
-def cli(service: Service, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=service.env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 def package(lock: dict[str, Any], name: str) -> dict[str, Any]:

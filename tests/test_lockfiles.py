@@ -20,6 +20,7 @@ from app.locks.formats import CannotExpress, UnknownTarget, formats_for, render
 from app.locks.formats.base import topological
 from tests.conftest import start_service, stop_service
 from tests.support.channel_server import ChannelServer
+from tests.support.explicit import explicit_records
 from tests.support.service import Service
 from tests.support.solving import solve_lock
 
@@ -138,33 +139,6 @@ def test_pixi_lock_is_read_back_by_py_rattler(
 
 
 # --- explicit -------------------------------------------------------------------------
-
-
-def explicit_records(text: str) -> list[rattler.RepoDataRecord]:
-    """What an explicit-file installer knows: URL, md5 fragment (and our sha256 comments)."""
-    records, sha256 = [], None
-    for line in text.splitlines():
-        if line.startswith("# sha256:"):
-            sha256 = line.split(":", 1)[1].strip()
-            continue
-        if not line.strip() or line.startswith("#") or line.strip() == "@EXPLICIT":
-            continue
-        url, md5 = line.split("#")
-        filename = url.rsplit("/", 1)[1]
-        stem = filename.removesuffix(".conda").removesuffix(".tar.bz2")
-        name, version, build = stem.rsplit("-", 2)
-        record = rattler.PackageRecord(
-            name,
-            version,
-            rattler.BuildString.new_unchecked(build),
-            0,
-            url.rsplit("/", 2)[1],
-            md5=bytes.fromhex(md5),
-            sha256=bytes.fromhex(sha256) if sha256 else None,
-        )
-        records.append(rattler.RepoDataRecord(record, filename, url, url.rsplit("/", 2)[0] + "/"))
-        sha256 = None
-    return records
 
 
 def test_explicit_file_installs_with_py_rattler(

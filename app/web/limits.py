@@ -199,29 +199,22 @@ def check_solve_limits(
                 chan_loc = ["body", "environment", "channels"]
     # Counted as given, before any is resolved (build_spec also bounds the channels the
     # request resolves to, `channel::` prefixes in its match specs included).
-    if isinstance(channels, list) and len(channels) > settings.max_channels:
+    _check_count(chan_loc, channels, "channels", "max_channels", settings)
+    _check_count(dep_loc, dependencies, "dependencies", "max_dependencies", settings)
+    _check_count(["body", "targets"], targets, "targets", "max_targets", settings)
+
+
+def _check_count(
+    loc: list[str | int], items: Any, noun: str, field: str, settings: Settings
+) -> None:
+    """LimitError when `items` is a list longer than the setting `field` allows."""
+    limit = getattr(settings, field)
+    if isinstance(items, list) and len(items) > limit:
         raise LimitError(
-            chan_loc,
-            f"{len(channels)} channels; the limit is {settings.max_channels} "
-            f"({setting_name('max_channels')})",
-            "max_channels",
-            settings.max_channels,
-        )
-    if isinstance(dependencies, list) and len(dependencies) > settings.max_dependencies:
-        raise LimitError(
-            dep_loc,
-            f"{len(dependencies)} dependencies; the limit is {settings.max_dependencies} "
-            f"({setting_name('max_dependencies')})",
-            "max_dependencies",
-            settings.max_dependencies,
-        )
-    if isinstance(targets, list) and len(targets) > settings.max_targets:
-        raise LimitError(
-            ["body", "targets"],
-            f"{len(targets)} targets; the limit is {settings.max_targets} "
-            f"({setting_name('max_targets')})",
-            "max_targets",
-            settings.max_targets,
+            loc,
+            f"{len(items)} {noun}; the limit is {limit} ({setting_name(field)})",
+            field,
+            limit,
         )
 
 

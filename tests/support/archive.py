@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,8 @@ import psycopg
 import rattler
 import rattler.index
 
+from tests.conftest import start_service, stop_service
+from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec, build_channel
 from tests.support.service import POSTGRES_ADMIN_URL, ROOT, Service, wait_for_solve
 
@@ -57,6 +61,18 @@ def wait_worker_ready(service: Service, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"worker not ready after {timeout}s:\n{service.logs()}")
         time.sleep(0.1)
+
+
+@contextmanager
+def lab_service(service_dir: Path, upstream: ChannelServer, **settings: str) -> Iterator[Service]:
+    """An embedded `condarchive serve` allowed to fetch from `upstream`, its worker ready;
+    stopped on the way out."""
+    service = start_service(service_dir, upstream.url, **settings)
+    wait_worker_ready(service)
+    try:
+        yield service
+    finally:
+        stop_service(service)
 
 
 def reindex(channel_dir: Path) -> None:
@@ -107,6 +123,18 @@ def wait_archive(
             return status
         time.sleep(0.2)
     raise TimeoutError(f"archive of {lock_id} still {status.get('status')}: {status}")
+
+
+def wait_partial_download(data_dir: Path, over: int = 1_500_000, timeout: float = 60) -> list[Path]:
+    """Wait until a worker is well into a download (a `blobs/tmp/*.part` file past `over`
+    bytes), so a test can kill it there; returns the partial files seen."""
+    deadline = time.monotonic() + timeout
+    parts: list[Path] = []
+    while not any(p.stat().st_size > over for p in parts if p.exists()):
+        assert time.monotonic() < deadline, "the download never started"
+        time.sleep(0.05)
+        parts = list((data_dir / "blobs" / "tmp").glob("*.part"))
+    return parts
 
 
 def archive_channel(status: dict[str, Any], upstream_channel: str) -> str:

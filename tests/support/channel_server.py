@@ -72,6 +72,10 @@ class ChannelServer:
             statuses = self.flaky.get(path)
             return statuses.pop(0) if statuses else None
 
+    def redirect_for(self, method: str, path: str) -> str | None:
+        """Where a request answers 302 Found to, if it does (a subclass may redirect more)."""
+        return self.redirects.get(path)
+
     def count(self, suffix: str) -> int:
         with self._lock:
             return sum(1 for _, path in self.requests if path.endswith(suffix))
@@ -104,8 +108,8 @@ def _handler_for(owner: ChannelServer) -> type[BaseHTTPRequestHandler]:
             delay = owner.delay_for(path)
             if delay:
                 time.sleep(delay)
-            if path in owner.redirects:
-                self._empty(HTTPStatus.FOUND, {"Location": owner.redirects[path]})
+            if location := owner.redirect_for(self.command, path):
+                self._empty(HTTPStatus.FOUND, {"Location": location})
                 return
             if path in owner.faults:
                 self._empty(owner.faults[path])
