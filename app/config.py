@@ -1,13 +1,67 @@
-"""Settings: the only place that reads the environment (prefix ``CONDARCHIVE_``)."""
+"""Settings: the only place that reads the environment (prefix ``CONDARCHIVE_``) and the
+configuration file.
+
+Where a setting comes from, first found wins: a ``CONDARCHIVE_*`` environment variable, then
+the TOML file named by ``CONDARCHIVE_CONFIG`` (``condarchive --config FILE`` sets it, so the
+workers `serve` starts read the same file), then the default below. Keys in the file are
+the setting names without the prefix (``data_dir = "/srv/condarchive"``); relative paths in
+it are relative to the file.
+"""
 
 from __future__ import annotations
 
+import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+#: The environment variable naming the configuration file (``--config`` sets it).
+CONFIG_ENV = "CONDARCHIVE_CONFIG"
+#: Settings that are paths: relative ones in the file are read from the file's directory.
+_PATH_KEYS = ("data_dir", "blob_dir")
+
+
+class ConfigFileError(ValueError):
+    """The configuration file is missing, is not TOML, or names a setting that does not exist."""
+
+
+def config_file() -> Path | None:
+    """The configuration file in use (``CONDARCHIVE_CONFIG``), or None."""
+    name = os.environ.get(CONFIG_ENV, "").strip()
+    return Path(name).expanduser().resolve() if name else None
+
+
+class _ConfigFileSource(TomlConfigSettingsSource):
+    """pydantic-settings' TOML source, strict: a file that is named must exist and parse,
+    and a key that is no setting is refused (a typo would otherwise be ignored silently)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        if not path.is_file():
+            raise ConfigFileError(f"configuration file {path} ({CONFIG_ENV}) does not exist")
+        try:
+            super().__init__(settings_cls, toml_file=path)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigFileError(f"configuration file {path} is not valid TOML: {exc}") from exc
+        unknown = sorted(set(self.toml_data) - set(settings_cls.model_fields))
+        if unknown:
+            raise ConfigFileError(
+                f"configuration file {path}: no setting named {', '.join(unknown)} "
+                "(keys are setting names without CONDARCHIVE_, e.g. data_dir)"
+            )
+        for key in _PATH_KEYS:
+            value = self.init_kwargs.get(key)
+            if isinstance(value, str) and value:
+                self.init_kwargs[key] = str(path.parent / Path(value).expanduser())
+
 
 #: Public channels a default install may fetch from. Names resolve through the channel
 #: alias; URLs are prefixes. Loopback and file:// URLs are never in here on purpose.
@@ -22,6 +76,22 @@ class Settings(BaseSettings):
     """Everything the service can be told, with the embedded default for each."""
 
     model_config = SettingsConfigDict(env_prefix="CONDARCHIVE_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables over the configuration file over the defaults."""
+        path = config_file()
+        if path is None:
+            return init_settings, env_settings, dotenv_settings, file_secret_settings
+        toml = _ConfigFileSource(settings_cls, path)
+        return init_settings, env_settings, dotenv_settings, toml, file_secret_settings
 
     data_dir: Path = Field(default=Path("./condarchive-data"))
     database_url: str = ""  # default: SQLite under data_dir
@@ -158,3 +228,14 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def use_config_file(path: str | Path) -> Path:
+    """Read settings from `path` from now on, here and in the processes started from here
+    (`serve`'s workers inherit ``CONDARCHIVE_CONFIG``); raise ConfigFileError if it is none."""
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise ConfigFileError(f"configuration file {resolved} (--config) does not exist")
+    os.environ[CONFIG_ENV] = str(resolved)
+    get_settings.cache_clear()
+    return resolved

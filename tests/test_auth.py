@@ -269,15 +269,15 @@ def test_token_create_list_revoke(secured: Secured, upstream_url: str) -> None:
     assert next(r for r in listed if r["name"] == name)["revoked_at"] is not None
 
     again = condarchive(s.service, "token", "revoke", name)
-    assert again.returncode == 1 and "revoked already" in again.stderr
+    assert again.returncode == 2 and "revoked already" in again.stderr
     unknown = condarchive(s.service, "token", "revoke", "nobody-" + uuid.uuid4().hex)
-    assert unknown.returncode == 1 and "no token named" in unknown.stderr
+    assert unknown.returncode == 2 and "no token named" in unknown.stderr
     taken = condarchive(s.service, "token", "create", "--name", name)
-    assert taken.returncode == 1 and "exists already" in taken.stderr
+    assert taken.returncode == 2 and "exists already" in taken.stderr
     bad_scope = condarchive(s.service, "token", "create", "--name", "x", "--scope", "root")
     assert bad_scope.returncode == 2 and "invalid choice" in bad_scope.stderr
     bad_name = condarchive(s.service, "token", "create", "--name", "a b/c")
-    assert bad_name.returncode == 1 and "must be 1-128" in bad_name.stderr
+    assert bad_name.returncode == 2 and "must be 1-128" in bad_name.stderr
 
 
 def test_tokens_are_stored_hashed(secured: Secured) -> None:
@@ -305,7 +305,7 @@ def test_cli_sends_the_token(secured: Secured, upstream_url: str, tmp_path: Path
     server = ["--server", s.service.url]
     args = ["lock", "--spec", "timely", "-c", upstream_url, "-t", "linux-64", *server]
     without = condarchive(s.service, *args)
-    assert without.returncode == 1 and "401" in without.stderr and "API token" in without.stderr
+    assert without.returncode == 2 and "401" in without.stderr and "API token" in without.stderr
     locked = condarchive(s.service, *args, token=s.solve)
     assert locked.returncode == 0, locked.stderr
     lock_id = locked.stdout.split()[0]
@@ -325,7 +325,7 @@ def test_cli_sends_the_token(secured: Secured, upstream_url: str, tmp_path: Path
     )
     assert out.returncode == 0, out.stderr
     refused = condarchive(s.service, "import", str(exported), *server, token=s.solve)
-    assert refused.returncode == 1 and "needs scope 'import'" in refused.stderr
+    assert refused.returncode == 2 and "needs scope 'import'" in refused.stderr
     imported = condarchive(s.service, "import", str(exported), *server, token=s.imports)
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.split()[0] == lock_id
@@ -371,7 +371,7 @@ def test_reads_need_a_token_when_not_public(private: Service, upstream_url: str)
     shown = condarchive(private, "show", job["lock_id"], "--server", private.url, token=token)
     assert shown.returncode == 0 and "libfoo" in shown.stdout, shown.stderr
     hidden = condarchive(private, "show", job["lock_id"], "--server", private.url)
-    assert hidden.returncode == 1 and "CONDARCHIVE_PUBLIC_READS=false" in hidden.stderr
+    assert hidden.returncode == 2 and "CONDARCHIVE_PUBLIC_READS=false" in hidden.stderr
 
 
 # --- the distributed default ---------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`condarchive lock` as a user runs it: a subprocess against the running service.
 
 Exit codes: 0 done (lock id and link printed, `-o` writes the lock), 1 failed solve or
-unreachable server (reason printed), 2 usage (bad arguments, or input refused with 422).
+unreachable server (reason printed), 2 refused (bad arguments, or any 4xx from the server).
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_show(embedded: Service, http: httpx.Client, locks: tuple[str, str]) -> 
     assert as_json.returncode == 0
     assert as_json.stdout.strip().startswith("{") and f'"id": "{lock_id}"' in as_json.stdout
     unknown = condarchive(embedded, "show", "0" * 64)
-    assert unknown.returncode == 1 and "no lock" in unknown.stderr
+    assert unknown.returncode == 2 and "no lock" in unknown.stderr
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_export_errors(embedded: Service, locks: tuple[str, str], channel_url: s
     several = condarchive(embedded, "export", locks[0], "--format", "env")
     assert several.returncode == 2 and "osx-arm64" in several.stderr
     wrong = condarchive(embedded, "export", locks[0], "-f", "explicit", "-t", "win-64")
-    assert wrong.returncode == 1 and "no target 'win-64'" in wrong.stderr
+    assert wrong.returncode == 2 and "no target 'win-64'" in wrong.stderr
 
 
 def test_import_from_file_and_stdin(

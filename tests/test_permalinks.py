@@ -48,7 +48,7 @@ def test_page_shows_the_lock(http: httpx.Client, lock_id: str, inprocess: InProc
     text = html.unescape(page)
     assert f"--file '{permalink}/explicit/linux-64.txt'" in text  # conda
     assert "micromamba create" in page and "pixi install --frozen" in page
-    assert "@misc{condarchive_" in page and "references:" in page
+    assert "@misc{condarchive_" in page and "cff-version: 1.2.0" in page
     assert lock["created_at"] in page and lock["created_at"][:10] in page
     assert "torchlike" in page and "numlib" not in page  # the spec as submitted
     assert_revalidates(http, f"/l/{lock_id}")

@@ -9,6 +9,14 @@ it exits 1 when a blob is corrupt or missing or a stored lock no longer hashes t
 (and, with --fail-on-drift, when upstream removed or changed an archived package).
 `condarchive beat` (app/cli/service.py) runs `verify` periodically.
 
+`install` takes the same lock refs as `show`, `export` and `diff` (the full id or a unique
+prefix of 8+ hex), and does not damage what is there: it refuses a target whose platform
+cannot run here (see `runs_here`), unless --platform-mismatch-ok; it refuses an existing
+non-empty prefix unless --force; and it links into a sibling directory on the same
+filesystem, with the final prefix patched into the files, so the prefix is replaced (by
+renames) only once the new environment is complete and checked. A failed install leaves
+nothing behind and the old prefix as it was.
+
 Exit codes as in app/cli/common.py: 0 done, 1 failed, 2 usage.
 """
 
@@ -17,20 +25,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import secrets
+import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from app.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_server_argument, fail, server_url
+from app.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_server_argument,
+    exit_code_for_status,
+    fail,
+    server_url,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the archive commands to the `condarchive` parser."""
     install = sub.add_parser("install", help="install a locked target from the archive")
-    install.add_argument("lock_id", help="the lock id")
+    install.add_argument("lock_id", help="lock id or a unique prefix of 8+ characters")
     install.add_argument("-t", "--target", help="target name (default: the lock's only target)")
     install.add_argument("-p", "--prefix", required=True, help="environment directory to create")
+    install.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing environment at --prefix (once the new one is complete)",
+    )
+    install.add_argument(
+        "--platform-mismatch-ok",
+        action="store_true",
+        help="install a target for another platform (to prepare a prefix for that machine)",
+    )
     add_server_argument(install)
     install.add_argument("--cache-dir", help="package cache (default: rattler's)")
     install.set_defaults(func=cmd_install)
@@ -54,12 +85,17 @@ def _fetch_plan(
 
     from app.auth.client import auth_headers
 
-    with httpx.Client(base_url=server, timeout=60, headers=auth_headers()) as client:
-        response = client.get(f"/api/v1/locks/{lock_id}")
+    headers = {"Accept": "application/json", **auth_headers()}
+    with httpx.Client(base_url=server, timeout=60, headers=headers) as client:
+        # A prefix redirects to the full id; an ambiguous one answers 409 with the candidates.
+        response = client.get(f"/api/v1/locks/{quote(lock_id)}", follow_redirects=True)
         if response.status_code == 404:
             raise LookupError(f"no lock {lock_id} on {server}")
+        if response.status_code == 409:
+            raise LookupError(_detail(response))
         response.raise_for_status()
         lock = response.json()
+        lock_id = lock["id"]
         if target is None:
             if len(lock["targets"]) != 1:
                 names = ", ".join(sorted(lock["targets"]))
@@ -74,6 +110,13 @@ def _fetch_plan(
     packages = lock["targets"][target]["packages"]
     states = status.json()["targets"][target]["packages"]
     return target, lock, packages, states
+
+
+def _detail(response: Any) -> str:
+    try:
+        return str(response.json().get("detail"))
+    except ValueError:
+        return response.text.strip()
 
 
 def _requested_specs(client: Any, lock_id: str) -> list[str]:
@@ -217,6 +260,42 @@ def _escapes(path: str, link: str | None) -> str:
     return ""
 
 
+def runs_here(platform: str) -> bool:
+    """Can an environment for `platform` run on this machine? Its own platform (rattler's
+    current one) and noarch can; so can osx-64 on osx-arm64, which macOS runs under
+    Rosetta 2 (as conda does with CONDA_SUBDIR=osx-64). Nothing else is emulated."""
+    import rattler
+
+    here = str(rattler.Subdir.current())
+    return platform in (here, "noarch") or (here, platform) == ("osx-arm64", "osx-64")
+
+
+def _prefix_refusal(prefix: Path, force: bool) -> str:
+    """Why installing into `prefix` would damage what is there ('' when it would not)."""
+    if prefix.parent == prefix:
+        return f"refusing to install into {prefix}, the root of the filesystem"
+    if not os.path.lexists(prefix):
+        return ""
+    if not prefix.is_dir():
+        return f"{prefix} exists and is not a directory; refusing to replace it"
+    if not any(prefix.iterdir()):
+        return ""
+    if not force:
+        return (
+            f"{prefix} exists and is not empty; pass --force to replace it (it is replaced "
+            "only once the new environment is complete)"
+        )
+    if not (prefix / "conda-meta").is_dir():
+        return (
+            f"{prefix} is not empty and is not a conda environment (it has no conda-meta/); "
+            "refusing to replace it, even with --force"
+        )
+    cwd = Path.cwd().resolve()
+    if cwd == prefix or prefix in cwd.parents:
+        return f"refusing to replace {prefix}: the current directory is inside it"
+    return ""
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     import httpx
     import rattler
@@ -227,8 +306,24 @@ def cmd_install(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except httpx.HTTPStatusError as exc:  # refused (401, 403, 429, ...) or failed (5xx)
+        status = exc.response.status_code
+        print(f"error: {server} answered {status} for {exc.request.url.path}", file=sys.stderr)
+        return exit_code_for_status(status)
     except httpx.HTTPError as exc:
         return fail(f"cannot reach condarchive at {server}: {exc}")
+    platform = lock["targets"][target]["platform"]
+    if not runs_here(platform) and not args.platform_mismatch_ok:
+        here = rattler.Subdir.current()
+        return fail(
+            f"target {target} is for {platform}, which cannot run on this machine ({here}); "
+            "pass --platform-mismatch-ok to prepare a prefix for a machine it runs on",
+            EXIT_USAGE,
+        )
+    prefix = Path(args.prefix).resolve()
+    refusal = _prefix_refusal(prefix, args.force)
+    if refusal:
+        return fail(refusal, EXIT_USAGE)
     missing = [s for s in states if s["state"] != "archived"]
     if missing:
         for state in missing:
@@ -241,19 +336,20 @@ def cmd_install(args: argparse.Namespace) -> int:
         return fail(str(exc))
     except httpx.HTTPError as exc:
         return fail(f"cannot read the archive channel: {exc}")
-    platform = lock["targets"][target]["platform"]
     specs = []
     for text in lock.get("requested", []):
         try:
             specs.append(rattler.MatchSpec(text))
         except Exception:  # noqa: BLE001 - a spec only labels conda-meta; skip odd ones
             continue
-    prefix = Path(args.prefix).resolve()
-    try:
+
+    def link(staging: Path) -> None:
         asyncio.run(
             rattler.install(
                 records,
-                target_prefix=prefix,
+                target_prefix=staging,
+                # The files name the final prefix, not the staging directory they are in.
+                alternative_target_prefix=prefix,
                 cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                 platform=rattler.Subdir(platform),
                 execute_link_scripts=False,
@@ -262,13 +358,58 @@ def cmd_install(args: argparse.Namespace) -> int:
                 requested_specs=[getattr(s, "_match_spec", s) for s in specs] or None,
             )
         )
+        problems = _prefix_problems(staging, packages)
+        if problems:
+            raise InstallFailed("; ".join(problems))
+
+    try:
+        _install_staged(prefix, link)
+    except InstallFailed as exc:
+        return fail(f"install into {prefix} failed: {exc}; {prefix} was left as it was")
     except Exception as exc:  # noqa: BLE001 - rattler reports download and hash errors here
-        return fail(f"install into {prefix} failed: {exc}")
-    return _check_prefix(prefix, packages)
+        return fail(f"install into {prefix} failed: {exc}; {prefix} was left as it was")
+    print(f"installed {len(packages)} packages from the archive into {prefix}")
+    return EXIT_OK
 
 
-def _check_prefix(prefix: Path, packages: list[dict[str, Any]]) -> int:
-    """Every locked package is installed, with the lock's sha256."""
+class InstallFailed(Exception):
+    """The environment was linked but is not what the lock says."""
+
+
+def _install_staged(prefix: Path, link: Callable[[Path], None]) -> None:
+    """Run `link` on a new sibling of `prefix` (same filesystem), then put it in place of
+    `prefix` by renames; on any failure remove what was made and leave `prefix` alone."""
+    created = next((p for p in reversed(prefix.parents) if not p.exists()), None)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{prefix.name}.condarchive-new-", dir=prefix.parent))
+    try:
+        link(staging)
+        _swap_in(staging, prefix)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _swap_in(staging: Path, prefix: Path) -> None:
+    """Rename `staging` to `prefix`, moving an existing `prefix` aside first and deleting
+    it only once the new one is in place (a failed rename puts it back)."""
+    if not os.path.lexists(prefix):
+        staging.rename(prefix)
+        return
+    old = prefix.parent / f".{prefix.name}.condarchive-old-{secrets.token_hex(4)}"
+    prefix.rename(old)
+    try:
+        staging.rename(prefix)
+    except BaseException:
+        old.rename(prefix)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _prefix_problems(prefix: Path, packages: list[dict[str, Any]]) -> list[str]:
+    """Every locked package is installed, with the lock's sha256 (else what is not)."""
     installed: dict[str, dict[str, Any]] = {}
     for path in (prefix / "conda-meta").glob("*.json"):
         data = json.loads(path.read_text())
@@ -284,15 +425,14 @@ def _check_prefix(prefix: Path, packages: list[dict[str, Any]]) -> int:
                 f"{package['name']}: installed sha256 {record.get('sha256')} "
                 f"is not the lock's {package['sha256']}"
             )
-    if problems:
-        for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"installed {len(packages)} packages from the archive into {prefix}")
-    return EXIT_OK
+    return problems
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from app.cli.common import missing_database
+
+    if (refused := missing_database()) is not None:
+        return refused
     from app.archive.blobs import get_store
     from app.archive.verify import run_verify
     from app.db.session import session_scope

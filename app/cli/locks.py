@@ -1,9 +1,9 @@
-"""`condarchive lock | show | export | import | diff`: making, reading and moving locks over HTTP.
+"""`condarchive lock | show | export | import | diff | list | search`: locks, over HTTP.
 
 These talk to a running server (``--server``, default the configured public URL), so they
 work the same against a local or a shared service. Exit codes as in app/cli/common.py:
-0 done, 1 failed (solve failed, unknown lock, unreachable server), 2 usage (bad arguments,
-or input the server refused with 422).
+0 done, 1 the work failed (solve failed, unreachable server, 5xx), 2 the request was
+refused or malformed (bad arguments, an unknown lock, any 4xx from the server).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from app.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     add_server_argument,
+    exit_code_for_status,
     print_error,
     server_url,
 )
@@ -41,6 +42,25 @@ def parse_cli_target(text: str) -> str | dict[str, Any]:
     return text
 
 
+def _with_channels(text: str, channels: list[str]) -> str:
+    """environment.yml with its `channels` replaced by those given with -c, as conda-lock's
+    ``--channel`` overrides the channels of its source files. Text that is no YAML mapping
+    is sent as it is, for the server to say what is wrong with it (and where)."""
+    import yaml
+
+    from app.core import safe_yaml
+
+    try:
+        data = safe_yaml.load(text)
+    except Exception:  # noqa: BLE001 - the server parses it again and names the problem
+        return text
+    if not isinstance(data, dict):
+        return text
+    print(f"channels from -c replace the file's: {', '.join(channels)}", file=sys.stderr)
+    data["channels"] = list(channels)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
 def cmd_lock(args: argparse.Namespace) -> int:
     import httpx
 
@@ -48,13 +68,19 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
     body: dict[str, Any] = {"channel_priority": args.channel_priority}
     if args.file:
-        try:
-            body["environment"] = (
-                Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+        if args.spec:
+            print(
+                "error: give an environment.yml file or --spec, not both: --spec does not add "
+                f"to {args.file}'s dependencies (add them to the file instead)",
+                file=sys.stderr,
             )
+            return EXIT_USAGE
+        try:
+            text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
         except OSError as exc:
             print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return EXIT_USAGE
+        body["environment"] = _with_channels(text, args.channel) if args.channel else text
     else:
         if not args.spec:
             print("error: give an environment.yml file or --spec", file=sys.stderr)
@@ -74,11 +100,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
                 print_error(response.json())
                 return EXIT_USAGE
             if response.status_code not in (200, 202):
-                print(
-                    f"error: server answered {response.status_code}: {response.text}",
-                    file=sys.stderr,
-                )
-                return EXIT_FAILED
+                return _refused(response)
             job = response.json()
             deadline = time.monotonic() + args.timeout
             last = ""
@@ -90,9 +112,13 @@ def cmd_lock(args: argparse.Namespace) -> int:
                     )
                     return EXIT_FAILED
                 time.sleep(0.2)
-                job = client.get(f"/api/v1/solves/{job['id']}").json()
+                polled = client.get(f"/api/v1/solves/{job['id']}")
+                if polled.status_code != 200:
+                    return _refused(polled)
+                job = polled.json()
                 progress = job.get("progress") or {}
-                done = sum(1 for v in progress.values() if v == "done")
+                # A target is counted once it has finished, solved or failed.
+                done = sum(1 for v in progress.values() if v in ("done", "failed"))
                 stage = job.get("stage") or "queued"
                 line = f"{job['status']}: {stage} ({done}/{len(progress)} targets done)"
                 if tty and line != last:
@@ -101,15 +127,12 @@ def cmd_lock(args: argparse.Namespace) -> int:
             if tty:
                 print("\r\033[K", end="", file=sys.stderr)
             if job["status"] == "failed":
-                error = job.get("error") or {}
-                print(
-                    f"solve failed ({error.get('kind')}): {error.get('message')}", file=sys.stderr
-                )
-                explanation = (error.get("detail") or {}).get("explanation")
-                if explanation:
-                    print(explanation, file=sys.stderr)
+                print_failure(job.get("error") or {})
                 return EXIT_FAILED
-            lock = client.get(f"/api/v1/locks/{job['lock_id']}").json()
+            fetched = client.get(f"/api/v1/locks/{job['lock_id']}")
+            if fetched.status_code != 200:
+                return _refused(fetched)
+            lock = fetched.json()
     except httpx.HTTPError as exc:
         print(f"error: cannot reach condarchive at {server}: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -118,6 +141,16 @@ def cmd_lock(args: argparse.Namespace) -> int:
     print(job["lock_id"])
     print(job["links"].get("permalink", ""))
     return EXIT_OK
+
+
+def print_failure(error: dict[str, Any]) -> None:
+    """A failed solve's kind and message, then the solver's full explanation unless the
+    message holds it already (an unsatisfiable one does): each line printed once."""
+    message = str(error.get("message") or "")
+    print(f"solve failed ({error.get('kind')}): {message}", file=sys.stderr)
+    explanation = str((error.get("detail") or {}).get("explanation") or "").strip()
+    if explanation and explanation not in message:
+        print(explanation, file=sys.stderr)
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -134,8 +167,26 @@ def _client(args: argparse.Namespace) -> Any:
     )
 
 
+def _ambiguous_ref(response: Any) -> int | None:
+    """A lock id prefix that starts several locks (300 from /l/, 409 from the API): print
+    the candidates and return EXIT_USAGE; None for any other answer."""
+    if response.status_code not in (300, 409):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text.strip()}
+    print(f"error: {body.get('detail')}", file=sys.stderr)
+    for candidate in body.get("links") or {}:
+        print(f"  {candidate}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _refused(response: Any) -> int:
     """Print why the server said no; return the exit code that fits."""
+    ambiguous = _ambiguous_ref(response)
+    if ambiguous is not None:
+        return ambiguous
     try:
         detail = response.json().get("detail")
     except ValueError:
@@ -145,7 +196,7 @@ def _refused(response: Any) -> int:
             print(f"error: {item.get('msg')}", file=sys.stderr)
     else:
         print(f"error: {detail} (HTTP {response.status_code})", file=sys.stderr)
-    return EXIT_USAGE if response.status_code in (400, 422) else EXIT_FAILED
+    return exit_code_for_status(response.status_code)
 
 
 def _unreachable(args: argparse.Namespace, exc: Exception) -> int:
@@ -282,17 +333,73 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def print_locks(page: dict[str, Any], server: str) -> None:
+    """A page of locks as a table, newest first, and where the next page is."""
+    items = page["items"]
+    if not items:
+        print("no locks found", file=sys.stderr)
+        return
+    matching = any(item.get("matches") is not None for item in items)
+    header = f"{'lock':<12}  {'created':<20}  {'name':<20}  {'targets':<28}"
+    print(header + ("  matches" if matching else "  channels"))
+    for item in items:
+        targets = ",".join(sorted(item.get("targets") or {}))
+        row = (
+            f"{item['id'][:12]:<12}  {(item.get('created_at') or '-')[:20]:<20}  "
+            f"{(item.get('name') or '-')[:20]:<20}  {targets:<28}"
+        )
+        if matching:
+            found = sorted(
+                {f"{m['name']} {m['version']} {m['build']}" for m in item.get("matches") or []}
+            )
+            print(f"{row}  {'; '.join(found)}")
+        else:
+            print(f"{row}  {' '.join(item.get('channels') or [])}")
+    shown = page["offset"] + len(items)
+    if shown < page["total"]:
+        print(f"{len(items)} of {page['total']} shown; --offset {shown} for more", file=sys.stderr)
+    print(f"lock pages: {server}/l/<lock>", file=sys.stderr)
+
+
+def _page_of_locks(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    query = urlencode({**params, "limit": args.limit, "offset": args.offset})
+    page, failed = _get_json(args, f"/api/v1/locks?{query}")
+    if failed is not None:
+        return failed
+    if args.json:
+        print(json.dumps(page, indent=2, sort_keys=True))
+    else:
+        print_locks(page, server_url(args))
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    return _page_of_locks(args, {})
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    params = {"package": args.package}
+    if args.version:
+        params["version"] = args.version
+    return _page_of_locks(args, params)
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     add_server_argument(parser)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the server")
 
 
 def register(sub: Any) -> None:
-    """Add lock, show, export, import and diff to the `condarchive` subparsers."""
+    """Add lock, show, export, import, diff, list and search to the `condarchive` subparsers."""
     lock = sub.add_parser("lock", help="solve an environment and print its lock id and link")
     lock.add_argument("file", nargs="?", help="environment.yml (or - for stdin)")
     lock.add_argument("--spec", action="append", help="a match spec (instead of a file)")
-    lock.add_argument("-c", "--channel", action="append", help="channel for --spec")
+    lock.add_argument(
+        "-c",
+        "--channel",
+        action="append",
+        help="channel for --spec; with a file, replaces the file's channels (as conda-lock's)",
+    )
     lock.add_argument(
         "-t",
         "--target",
@@ -336,3 +443,14 @@ def register(sub: Any) -> None:
     diff.add_argument("--json", action="store_true", help="print the diff JSON instead")
     _common(diff)
     diff.set_defaults(func=cmd_diff)
+
+    listing = sub.add_parser("list", help="recent locks, newest first")
+    search = sub.add_parser("search", help="locks holding a package (at a version spec)")
+    search.add_argument("package", help="package name, e.g. numpy")
+    search.add_argument("version", nargs="?", help="conda version spec, e.g. '2.5.*' or '>=1.26'")
+    for parser, func in ((listing, cmd_list), (search, cmd_search)):
+        parser.add_argument("--limit", type=int, default=50, help="locks per page (1-200)")
+        parser.add_argument("--offset", type=int, default=0, help="skip this many (next page)")
+        parser.add_argument("--json", action="store_true", help="print the page JSON instead")
+        _common(parser)
+        parser.set_defaults(func=func)

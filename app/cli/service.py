@@ -41,7 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.db.session import session_scope
     from app.jobs.sweeper import Sweeper, sweep
 
-    _env_with(host=args.host, port=str(args.port))
+    # --host/--port over CONDARCHIVE_HOST/PORT over the configuration file; the workers
+    # read the same (and the file itself: CONDARCHIVE_CONFIG is in their environment).
+    host = args.host if args.host is not None else get_settings().host
+    port = args.port if args.port is not None else get_settings().port
+    _env_with(host=host, port=str(port))
     settings = get_settings()
     upgrade()
     workers: Supervisor | None = None
@@ -63,13 +67,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sweeper = Sweeper(settings).start()  # then every CONDARCHIVE_SWEEP_INTERVAL seconds
     mode = "embedded (SQLite, local broker)" if settings.embedded else "distributed"
     print(
-        f"condarchive serving on http://{args.host}:{args.port} [{mode}], "
+        f"condarchive serving on http://{host}:{port} [{mode}], "
         f"data in {settings.resolved_data_dir}",
         file=sys.stderr,
     )
-    print(auth_notice(settings.resolved_auth, settings.public_reads, args.host), file=sys.stderr)
+    print(auth_notice(settings.resolved_auth, settings.public_reads, host), file=sys.stderr)
     try:
-        uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port)
+        uvicorn.run("app.main:create_app", factory=True, host=host, port=port)
     finally:
         sweeper.stop()
         if workers is not None:
@@ -114,8 +118,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add serve, worker, beat and db to the `condarchive` subparsers."""
     serve = sub.add_parser("serve", help="run the API (and, by default, a worker alongside)")
-    serve.add_argument("--host", default=os.environ.get("CONDARCHIVE_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("CONDARCHIVE_PORT", "8000")))
+    serve.add_argument("--host", help="address (default CONDARCHIVE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default CONDARCHIVE_PORT, 8000)")
     serve.add_argument("--no-worker", action="store_true", help="API only; run workers separately")
     serve.set_defaults(func=cmd_serve)
 

@@ -3,8 +3,8 @@
 Like `db upgrade` and `verify`, these work on the database directly (the same
 CONDARCHIVE_* settings as `serve`), not over HTTP: whoever can reach the database is
 the operator already, and no token is needed to make the first one. A token is printed
-once, at creation; only its hash is kept. Exit codes as in app/cli/common.py: 0 done, 1 failed
-(unknown or revoked name, name taken, database not ready), 2 usage.
+once, at creation; only its hash is kept. Exit codes as in app/cli/common.py: 0 done, 1 the
+database could not be used, 2 refused (no database, unknown or revoked name, name taken).
 """
 
 from __future__ import annotations
@@ -14,19 +14,22 @@ import json
 import sys
 
 from app.auth.tokens import SCOPES
-from app.cli.common import EXIT_FAILED, EXIT_OK
+from app.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, missing_database
 
 
 def _database_error(exc: Exception) -> int:
+    reason = str(getattr(exc, "orig", None) or type(exc).__name__).splitlines()[0]
     print(
-        f"error: cannot use the database ({type(exc).__name__}); "
-        "run `condarchive db upgrade` first, with the same CONDARCHIVE_* settings as serve",
+        f"error: cannot use the database ({reason}); run `condarchive db upgrade` first, "
+        "with the same settings as serve (--config, CONDARCHIVE_CONFIG or CONDARCHIVE_*)",
         file=sys.stderr,
     )
     return EXIT_FAILED
 
 
 def cmd_create(args: argparse.Namespace) -> int:
+    if (refused := missing_database()) is not None:
+        return refused
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.auth.tokens import TokenError, create_token
@@ -37,7 +40,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             token = create_token(session, args.name, args.scope)
     except TokenError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE
     except SQLAlchemyError as exc:
         return _database_error(exc)
     print(token)
@@ -50,6 +53,8 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if (refused := missing_database()) is not None:
+        return refused
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.auth.tokens import list_tokens
@@ -83,6 +88,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
+    if (refused := missing_database()) is not None:
+        return refused
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.auth.tokens import TokenError, revoke_token
@@ -93,7 +100,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
             revoke_token(session, args.name)
     except TokenError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE
     except SQLAlchemyError as exc:
         return _database_error(exc)
     print(f"token {args.name!r} revoked; it is refused from now on", file=sys.stderr)

@@ -247,11 +247,34 @@ class EgressProxy:
             raise OSError(f"{target}: upstream closed without answering")
         lines = response_head.decode("latin-1").split("\r\n")
         kept = [h for h in lines[1:] if h and h.split(":", 1)[0].strip().lower() != "connection"]
+        kept += _validator_for_304(lines[0], kept, headers)
         client.sendall(
             "\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode("latin-1") + body
         )
         _copy(upstream, client)
         return upstream
+
+
+def _validator_for_304(status_line: str, response: list[str], request: list[str]) -> list[str]:
+    """The `Last-Modified` a validator-less 304 answers for: its request's If-Modified-Since.
+
+    A static server without ETags (``python -m http.server``) answers a revalidation with a
+    bare 304, as RFC 9110 allows. py-rattler's cache (http-cache-semantics) then finds no
+    validator to match the stored response's Last-Modified against, takes the 304 for a new
+    response, and fails the sharded index with "unexpected status code (304 Not Modified)"
+    (conda/rattler#2719). The 304 says "not modified since" the date py-rattler sent, which
+    is the stored Last-Modified: echoing it lets py-rattler keep its cached index.
+    """
+    if status_line.split(" ", 2)[1:2] != ["304"]:
+        return []
+    names = {h.split(":", 1)[0].strip().lower() for h in response}
+    if names & {"etag", "last-modified"}:
+        return []
+    for header in request:
+        name, _, value = header.partition(":")
+        if name.strip().lower() == "if-modified-since" and value.strip():
+            return [f"Last-Modified: {value.strip()}"]
+    return []
 
 
 def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:

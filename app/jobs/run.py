@@ -60,8 +60,7 @@ def run_solve(job_id: str, solver: Solver | None = None, step: StepTimer = untim
             return
         attempt = job.attempts
         log.info("job %s: attempt %d of %d claimed", job_id, attempt, settings.max_attempts)
-        with Heartbeat(job_id, attempt, settings.job_lease) as beat:
-            solved = _solve_and_store(session, job, attempt, beat, solver or get_solver(), step)
+        solved = _solve_and_store(session, job, attempt, solver or get_solver(), step)
         if solved is None:
             return
         lock_id, progress = solved
@@ -78,14 +77,21 @@ def _solve_and_store(
     session: Session,
     job: ClaimedJob,
     attempt: int,
-    beat: Heartbeat,
     solver: Solver,
     step: StepTimer,
 ) -> tuple[str, dict[str, str]] | None:
-    """(lock id, progress), or None when the job failed (recorded unless it was lost)."""
+    """(lock id, progress), or None when the job failed (recorded unless it was lost).
+
+    The heartbeat runs while the solver does, and is stopped (its thread joined) before
+    this session writes anything: on SQLite the session holds the write lock from
+    store_lock() until succeed() commits, so a beat still writing then would wait for the
+    lock while the job waited for the beat (Heartbeat.__exit__ joins it for up to 10 s).
+    What follows the solve is a few writes, well inside the lease.
+    """
     settings = get_settings()
     job_id, request = job.id, job.request
     progress: dict[str, str] = dict(job.progress or {})
+    beat = Heartbeat(job_id, attempt, settings.job_lease)
 
     def on_progress(target: str, state: str) -> None:
         # Written by the heartbeat thread, so the solve does not wait for the commit: when
@@ -98,18 +104,19 @@ def _solve_and_store(
 
     exclude_newer = request.get("exclude_newer")
     try:
-        locked, provenance = asyncio.run(
-            solver.solve(
-                channels=request["spec"]["channels"],
-                specs=request["spec"]["dependencies"],
-                targets=_targets(request),
-                exclude_newer=datetime.fromisoformat(exclude_newer) if exclude_newer else None,
-                channel_priority=request["channel_priority"],
-                timeout=settings.solve_timeout,
-                on_progress=on_progress,
-                step=step,
+        with beat:
+            locked, provenance = asyncio.run(
+                solver.solve(
+                    channels=request["spec"]["channels"],
+                    specs=request["spec"]["dependencies"],
+                    targets=_targets(request),
+                    exclude_newer=datetime.fromisoformat(exclude_newer) if exclude_newer else None,
+                    channel_priority=request["channel_priority"],
+                    timeout=settings.solve_timeout,
+                    on_progress=on_progress,
+                    step=step,
+                )
             )
-        )
     except SolveFailure as failure:
         fail(session, job_id, failure.kind, failure.message, failure.detail, progress, attempt)
         return None

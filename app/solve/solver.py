@@ -136,9 +136,11 @@ def _classify(exc: BaseException, target: str, timeout: float, late: bool) -> So
     if isinstance(exc, rattler.exceptions.SolverError):
         if late or _SOLVER_CANCELLED in text.lower():
             return _timeout(target, timeout)
+        # The whole explanation: its first line alone ("Cannot solve the request because
+        # of: The following packages are incompatible") says nothing of which, or why.
         return SolveFailure(
             "unsatisfiable",
-            f"target {target}: {text.splitlines()[0] if text else 'no solution'}",
+            f"target {target}: {text or 'no solution'}",
             {"target": target, "explanation": text},
         )
     return _channel_failure(text or repr(exc), target)

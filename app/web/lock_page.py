@@ -74,17 +74,78 @@ def install_commands(lock: dict[str, Any], links: Links) -> dict[str, dict[str, 
     return commands
 
 
-def _title(lock: dict[str, Any]) -> str:
-    name = (lock.get("request") or {}).get("name")
-    return f"Conda environment {name}" if name else f"Conda environment lock {lock['id'][:12]}"
+def metadata_of(request: dict[str, Any] | None) -> dict[str, Any]:
+    """The citation metadata (title, authors, description) a request carried, if any."""
+    metadata = ((request or {}).get("submitted") or {}).get("metadata")
+    return metadata if isinstance(metadata, dict) else {}
 
 
-def bibtex(lock: dict[str, Any], links: Links) -> str:
+def citing_request(lock: dict[str, Any], requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """The request whose metadata the citation uses: the job's own when the page is one
+    job's, else the newest that gave a title or authors, else the newest with a name."""
+    if lock.get("request"):
+        return lock["request"]
+    for wanted in (metadata_of, lambda r: r.get("name")):
+        for request in requests:
+            if wanted(request):
+                return request
+    return requests[0] if requests else {}
+
+
+def display_title(lock: dict[str, Any], request: dict[str, Any]) -> str:
+    """Its title, else the environment's name, else `lock-<id12>`."""
+    return metadata_of(request).get("title") or request.get("name") or f"lock-{lock['id'][:12]}"
+
+
+def _title(lock: dict[str, Any], request: dict[str, Any]) -> str:
+    title = metadata_of(request).get("title")
+    return title or f"Conda environment {request.get('name') or 'lock-' + lock['id'][:12]}"
+
+
+def cff_author(author: str | dict[str, Any]) -> dict[str, str]:
+    """A CITATION.cff person: "Family, Given" or "Given Family" (the last word is the
+    family name), or the object as given."""
+    if isinstance(author, dict):
+        person = {"family-names": author["family_names"]}
+        for key in ("given_names", "orcid", "affiliation"):
+            if author.get(key):
+                person[key.replace("_", "-")] = author[key]
+        return person
+    if "," in author:
+        family, given = (part.strip() for part in author.split(",", 1))
+    else:
+        given, _, family = author.rpartition(" ")
+    person = {"family-names": family.strip() or author}
+    if given.strip():
+        person["given-names"] = given.strip()
+    return person
+
+
+def authors_of(request: dict[str, Any]) -> list[dict[str, str]]:
+    """The request's authors as CITATION.cff persons, or condarchive as the one entity
+    (CITATION.cff requires at least one author)."""
+    given = metadata_of(request).get("authors") or []
+    return [cff_author(a) for a in given] or [{"name": "condarchive"}]
+
+
+def _bib_escape(value: str) -> str:
+    return re.sub(r"[{}\\]", "", value)
+
+
+def bibtex(lock: dict[str, Any], links: Links, request: dict[str, Any] | None = None) -> str:
+    request = request or {}
     created = lock.get("created_at") or ""
     year, month = created[:4], created[5:7]
     months = "jan feb mar apr may jun jul aug sep oct nov dec".split()
+    names = [
+        f"{a['family-names']}, {a['given-names']}"
+        if "given-names" in a
+        else a.get("family-names") or "{" + a["name"] + "}"
+        for a in authors_of(request)
+    ]
     fields = [
-        ("title", "{" + re.sub(r"[{}\\]", "", _title(lock)) + "}"),
+        ("title", "{" + _bib_escape(_title(lock, request)) + "}"),
+        ("author", "{" + _bib_escape(" and ".join(names)).replace("\n", " ") + "}"),
         ("howpublished", "{\\url{" + links.permalink + "}}"),
         ("url", "{" + links.permalink + "}"),
         ("note", "{condarchive lock " + lock["id"] + ", created " + created + "}"),
@@ -93,33 +154,41 @@ def bibtex(lock: dict[str, Any], links: Links) -> str:
         fields.append(("year", year))
     if month.isdigit() and 1 <= int(month) <= 12:
         fields.append(("month", months[int(month) - 1]))
+    if description := metadata_of(request).get("description"):
+        fields.append(("abstract", "{" + _bib_escape(description) + "}"))
     body = ",\n".join(f"  {key} = {value}" for key, value in fields)
     return f"@misc{{condarchive_{lock['id'][:12]},\n{body}\n}}"
 
 
-def citation_cff(lock: dict[str, Any], links: Links) -> str:
-    """A `references:` entry for a CITATION.cff (type, title and authors are required)."""
-    reference: dict[str, Any] = {
+def citation_cff(lock: dict[str, Any], links: Links, request: dict[str, Any] | None = None) -> str:
+    """A complete CITATION.cff (version 1.2.0) for this environment."""
+    request = request or {}
+    document: dict[str, Any] = {
+        "cff-version": "1.2.0",
+        "message": "If you use this software environment, please cite it as below.",
         "type": "software",
-        "title": _title(lock),
-        "authors": [{"name": "condarchive"}],
+        "title": _title(lock, request),
+        "authors": authors_of(request),
         "url": links.permalink,
         "identifiers": [
             {"type": "url", "value": links.permalink, "description": "condarchive permalink"}
         ],
-        "notes": f"condarchive lock {lock['id']}",
+        "version": lock["id"],
     }
+    if description := metadata_of(request).get("description"):
+        document["abstract"] = description
     if lock.get("created_at"):
-        reference["date-released"] = lock["created_at"][:10]
+        document["date-released"] = lock["created_at"][:10]
     return yaml.safe_dump(
-        {"references": [reference]}, sort_keys=False, default_flow_style=False, width=4096
+        document, sort_keys=False, default_flow_style=False, width=4096, allow_unicode=True
     ).rstrip()
 
 
 def submitted_text(request: dict[str, Any]) -> str:
     """One request's spec exactly as the user sent it: environment.yml or imported file text
     verbatim, otherwise the channels and dependencies as YAML."""
-    submitted = request.get("submitted") or {}
+    submitted = dict(request.get("submitted") or {})
+    submitted.pop("metadata", None)  # shown beside the spec, not in it
     for key in ("environment", "content"):
         if isinstance(submitted.get(key), str):
             return submitted[key]
@@ -137,8 +206,38 @@ def request_entry(request: dict[str, Any], links: Links) -> dict[str, Any]:
         "text": submitted_text(request),
         "format": submitted.get("format") if request.get("kind") == "import" else None,
         "page": links.page(request.get("job_id")),
+        "metadata": metadata_of(request),
         "provenance_text": json.dumps(request.get("provenance") or {}, indent=2, sort_keys=True),
     }
+
+
+def _plain(value: Any) -> str:
+    """One provenance value as text: lists joined, objects as `key value` pairs."""
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, dict):
+        if set(value) == {"name", "version"}:
+            return f"{value['name']} {value['version']}"
+        return "; ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    return str(value)
+
+
+def provenance_table(provenance: dict[str, Any]) -> dict[str, Any]:
+    """How the lock was made, as table rows: one per fact, and the repodata each channel
+    and subdir was read at as a table of its own (columns are every key any row has)."""
+    facts = [
+        (key.replace("_", " "), _plain(value))
+        for key, value in provenance.items()
+        if key != "repodata"
+    ]
+    sources = [r for r in provenance.get("repodata") or [] if isinstance(r, dict)]
+    columns: list[str] = []
+    for source in sources:
+        columns += [k for k in source if k not in columns]
+    rows = [[_plain(source.get(c)) if c in source else "" for c in columns] for source in sources]
+    return {"facts": facts, "columns": columns, "rows": rows}
 
 
 def page_context(
@@ -151,16 +250,19 @@ def page_context(
     """The page of a lock: every request that produced it (newest first, up to a limit),
     or, with `job`, only that job's request (then `lock["request"]` is set to it)."""
     links = Links(f"{base_url}/l/{lock['id']}", job)
+    citing = citing_request(lock, requests)
     return {
         "lock": lock,
         "links": links,
+        "title": display_title(lock, citing),
+        "citing": {**metadata_of(citing), "job_id": citing.get("job_id")},
         "commands": install_commands(lock, links),
         "formats": formats_for(lock),
-        "bibtex": bibtex(lock, links),
-        "cff": citation_cff(lock, links),
+        "bibtex": bibtex(lock, links, citing),
+        "cff": citation_cff(lock, links, citing),
         "job": job,
         "requests": [request_entry(r, links) for r in requests],
         "request_count": request_count,
-        "provenance": json.dumps(lock.get("provenance") or {}, indent=2, sort_keys=True),
+        "provenance": provenance_table(lock.get("provenance") or {}),
         "archive": lock.get("archive"),
     }

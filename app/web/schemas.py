@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    create_model,
+    field_validator,
+)
 
 from app.locks.store import VIEW_FIELDS, LockedRecord
 
@@ -19,6 +26,28 @@ class TargetBody(BaseModel):
     name: str | None = None
     platform: str
     virtual_packages: list[str] = Field(default_factory=list)
+
+
+#: One line of text (a title, a name): no line breaks or control characters.
+Line = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
+
+
+class AuthorBody(BaseModel):
+    """An author as CITATION.cff names a person (`given-names`, `family-names`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    given_names: Line | None = None
+    family_names: Line
+    orcid: Annotated[
+        str | None, Field(pattern=r"^https://orcid\.org/[0-9]{4}-[0-9]{4}-[0-9]{4}-[0-9]{3}[0-9X]$")
+    ] = None
+    affiliation: Line | None = None
 
 
 class SolveBody(BaseModel):
@@ -55,6 +84,29 @@ class SolveBody(BaseModel):
         default=None, description="solve as the channels stood at this time"
     )
     channel_priority: Literal["strict", "flexible", "disabled"] = "strict"
+    # Citation metadata: kept with this request (its job and its row among the lock's
+    # requests), never part of the lock id or the request hash.
+    title: Line | None = Field(default=None, description="the environment's title, to cite it")
+    authors: Annotated[list[Line | AuthorBody], Field(max_length=100)] | None = Field(
+        default=None,
+        description='"Given Family" or "Family, Given" strings, or {given_names, family_names}',
+    )
+    description: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)] | None
+    ) = None
+
+    def metadata(self) -> dict[str, Any]:
+        """The citation metadata given, in the form the job and the lock page keep."""
+        found: dict[str, Any] = {}
+        if self.title:
+            found["title"] = self.title
+        if self.authors:
+            found["authors"] = [
+                a if isinstance(a, str) else a.model_dump(exclude_none=True) for a in self.authors
+            ]
+        if self.description:
+            found["description"] = self.description
+        return found
 
     @field_validator("exclude_newer")
     @classmethod

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
 
 from app.archive.views import archive_links
 from app.db.models import Lock
@@ -176,10 +177,25 @@ def _render_lock(lock_id: str, base_url: str) -> bytes | None:
     return LockView.model_validate(document).model_dump_json().encode()
 
 
-@router.get("/{lock_id}", response_model=LockView, responses=NOT_FOUND)
+def _full_id(ref: str) -> str:
+    """The full id a prefix names (404 unknown, 409 ambiguous, listing the candidates)."""
+    with session_scope() as session:
+        return _lock_by_ref(session, ref).id
+
+
+@router.get(
+    "/{lock_id}",
+    response_model=LockView,
+    responses={
+        **NOT_FOUND,
+        307: {"description": "a unique prefix of 8+ hex: redirects to the full id"},
+        409: error("a lock id prefix is ambiguous"),
+    },
+)
 async def get_lock(lock_id: str, request: Request, settings: SettingsDep) -> Response:
     """The lock as JSON. Its bytes never change, so they are rendered once per process
-    and served `immutable` with a strong ETag (304 on If-None-Match).
+    and served `immutable` with a strong ETag (304 on If-None-Match). A unique prefix
+    redirects (307, not cached: a later lock may share it) to the full id.
 
     Async so that a cached lock is answered on the event loop, with no thread-pool hop
     and no database session; only a miss renders, in the thread pool.
@@ -189,6 +205,9 @@ async def get_lock(lock_id: str, request: Request, settings: SettingsDep) -> Res
     if body is None:
         body = await run_in_threadpool(_render_lock, lock_id, settings.base_url)
         if body is None:
-            raise HTTPException(status_code=404, detail=f"no lock with id {lock_id!r}")
+            full_id = await run_in_threadpool(_full_id, lock_id)
+            return RedirectResponse(
+                f"/api/v1/locks/{full_id}", status_code=307, headers={"Cache-Control": "no-cache"}
+            )
         _rendered_locks.put(key, body)
     return cached(request, body, "application/json")

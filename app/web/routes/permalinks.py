@@ -25,7 +25,7 @@ from app.locks.store import count_requests, lock_requests, lock_view
 from app.web.deps import SessionDep, SettingsDep
 from app.web.http_cache import IMMUTABLE, SHORT, cached
 from app.web.lock_lookup import ambiguous, find, message, not_found
-from app.web.lock_page import Links, page_context
+from app.web.lock_page import Links, bibtex, citation_cff, citing_request, page_context
 from app.web.negotiation import prefers_json
 from app.web.templating import render_page
 
@@ -227,6 +227,65 @@ def permalink_environment_yml(
         settings.base_url,
         job,
     )
+
+
+def citation(
+    request: Request,
+    session: Session,
+    ref: str,
+    kind: Literal["cff", "bib"],
+    base_url: str,
+    job: str | None,
+) -> Response:
+    """The lock's citation, with the title and authors its request gave (that job's, or
+    the newest request's that gave any). Cached briefly: a later request may add them."""
+    suffix = "/CITATION.cff" if kind == "cff" else "/citation.bib"
+    lock = find(request, session, ref, suffix)
+    if isinstance(lock, Response):
+        return lock
+    document = lock_document(session, lock)
+    if job is not None:
+        asked = _job_request(request, session, lock.id, job)
+        if isinstance(asked, Response):
+            return asked
+        document["request"] = asked
+    links = Links(f"{base_url}/l/{lock.id}", job)
+    citing = citing_request(document, lock_requests(session, lock.id))
+    if kind == "cff":
+        body, media, filename = (
+            citation_cff(document, links, citing),
+            "application/x-yaml",
+            "CITATION.cff",
+        )
+    else:
+        body, media, filename = (
+            bibtex(document, links, citing),
+            "application/x-bibtex",
+            f"condarchive-{lock.id[:12]}.bib",
+        )
+    disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return cached(request, (body + "\n").encode(), f"{media}; charset=utf-8", SHORT, disposition)
+
+
+JobQuery = Annotated[
+    str | None, Query(description="a job that produced the lock: cite it as that request did")
+]
+
+
+@router.api_route(
+    "/l/{ref}/CITATION.cff", methods=READ, summary="CITATION.cff (1.2.0) for the lock"
+)
+def permalink_cff(
+    ref: str, request: Request, session: SessionDep, settings: SettingsDep, job: JobQuery = None
+) -> Response:
+    return citation(request, session, ref, "cff", settings.base_url, job)
+
+
+@router.api_route("/l/{ref}/citation.bib", methods=READ, summary="BibTeX entry for the lock")
+def permalink_bib(
+    ref: str, request: Request, session: SessionDep, settings: SettingsDep, job: JobQuery = None
+) -> Response:
+    return citation(request, session, ref, "bib", settings.base_url, job)
 
 
 @router.get("/l/{ref}/diff", include_in_schema=False)

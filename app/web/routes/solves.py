@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response
@@ -44,6 +45,10 @@ def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
     else:
         raw_targets = parse_environment_platforms(environment) or list(DEFAULT_TARGETS)
     targets = parse_targets(raw_targets, ["body", "targets"])
+    if metadata := body.metadata():
+        # Kept with what was submitted (so with the job and the lock's request row), and
+        # so a request that cites differently gets its own job; not in the request hash.
+        spec = replace(spec, submitted={**spec.submitted, "metadata": metadata})
     return SolveRequest(
         spec=spec,
         targets=tuple(targets),
