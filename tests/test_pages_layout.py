@@ -11,16 +11,15 @@ from __future__ import annotations
 import html
 import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.browser import dump_dom, find_chromium, run_chromium, screenshot
 from tests.support.service import Service
 from tests.support.solving import solve_lock
-from tests.test_pages_browser import dump_dom, run_chromium, screenshot
 
 pytestmark = pytest.mark.process  # condarchive runs as real processes
 
@@ -32,12 +31,7 @@ OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if os.environ.get("CI"):
-        pytest.fail("chromium is not installed; .ci/run installs Debian's chromium package")
-    pytest.skip("chromium is not installed (apt-get install chromium); set CI to make this fail")
+    return find_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from app.archive.views import archive_status, archived_urls, with_archive_urls
+from app.db.models import Lock
 from app.locks.diff import diff_locks
 from app.locks.document import lock_document
 from app.locks.formats import FORMATS, CannotExpress, UnknownTarget, formats_for, render
@@ -61,15 +62,10 @@ def download(
     With `job`, the file is rendered for that request (environment.yml then carries the
     name it gave); the job must be one that produced this lock.
     """
-    lock = find(request, session, ref, suffix)
-    if isinstance(lock, Response):
-        return lock
-    document = lock_document(session, lock)
-    if job is not None:
-        asked = _job_request(request, session, lock.id, job)
-        if isinstance(asked, Response):
-            return asked
-        document["request"] = asked
+    found = _lock_as_asked(request, session, ref, suffix, job)
+    if isinstance(found, Response):
+        return found
+    lock, document = found
     links = Links(f"{base_url}/l/{lock.id}", job)
     try:
         body = render(fmt, document, target)
@@ -94,6 +90,23 @@ def download(
         )
     disposition = {"Content-Disposition": f'inline; filename="{filename}"'}
     return cached(request, body, FORMATS[fmt].media_type, IMMUTABLE, disposition)
+
+
+def _lock_as_asked(
+    request: Request, session: Session, ref: str, suffix: str, job: str | None
+) -> tuple[Lock, dict[str, Any]] | Response:
+    """The lock `ref` names and its document, carrying job `job`'s request when one is
+    given; or the response (redirect, 300, 404) that answers instead."""
+    lock = find(request, session, ref, suffix)
+    if isinstance(lock, Response):
+        return lock
+    document = lock_document(session, lock)
+    if job is not None:
+        asked = _job_request(request, session, lock.id, job)
+        if isinstance(asked, Response):
+            return asked
+        document["request"] = asked
+    return lock, document
 
 
 def _job_request(
@@ -240,15 +253,10 @@ def citation(
     """The lock's citation, with the title and authors its request gave (that job's, or
     the newest request's that gave any). Cached briefly: a later request may add them."""
     suffix = "/CITATION.cff" if kind == "cff" else "/citation.bib"
-    lock = find(request, session, ref, suffix)
-    if isinstance(lock, Response):
-        return lock
-    document = lock_document(session, lock)
-    if job is not None:
-        asked = _job_request(request, session, lock.id, job)
-        if isinstance(asked, Response):
-            return asked
-        document["request"] = asked
+    found = _lock_as_asked(request, session, ref, suffix, job)
+    if isinstance(found, Response):
+        return found
+    lock, document = found
     links = Links(f"{base_url}/l/{lock.id}", job)
     citing = citing_request(document, lock_requests(session, lock.id))
     if kind == "cff":
