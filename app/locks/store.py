@@ -35,6 +35,7 @@ file's bytes once (blobs are keyed by sha256).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, fields
@@ -166,10 +167,16 @@ class LockedRecord:
         return {**self.view(), "extras": record_extras(self.record)}
 
     @cached_property
+    def canonical_text(self) -> str:
+        """:meth:`canonical` as canonical JSON, built once: the row key hashes it and the
+        lock's canonical form orders packages by it."""
+        return canonical_json(self.canonical())
+
+    @cached_property
     def record_key(self) -> str:
         """What names this package row: the sha256 of :meth:`canonical` (computed once:
         storing a lock looks it up several times per package)."""
-        return sha256_of(self.canonical())
+        return hashlib.sha256(self.canonical_text.encode()).hexdigest()
 
 
 #: What a lock shows of each package, in the order the API lists the fields.
@@ -189,8 +196,8 @@ def lock_canonical(targets: list[LockedTarget], channels: list[str]) -> dict[str
     """The canonical form of a lock (version 2; module docstring)."""
 
     def packages(target: LockedTarget) -> list[dict[str, Any]]:
-        canonical = [r.canonical() for r in target.records]
-        return sorted(canonical, key=lambda p: (p["url"], canonical_json(p)))
+        ordered = sorted(target.records, key=lambda r: (r.url, r.canonical_text))
+        return [r.canonical() for r in ordered]
 
     return {
         "version": CANONICAL_VERSION,
