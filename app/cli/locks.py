@@ -234,15 +234,20 @@ def _get_json(args: argparse.Namespace, path: str) -> tuple[Any, int | None]:
     return response.json(), None
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    lock, failed = _get_json(args, f"/l/{quote(args.lock_id)}.json")
+def _get_and_print(args: argparse.Namespace, path: str, printer: Any) -> int:
+    """GET `path`; print it as JSON with `--json`, else with `printer(data, server)`."""
+    data, failed = _get_json(args, path)
     if failed is not None:
         return failed
     if args.json:
-        print(json.dumps(lock, indent=2, sort_keys=True))
+        print(json.dumps(data, indent=2, sort_keys=True))
     else:
-        _print_lock(lock, server_url(args))
+        printer(data, server_url(args))
     return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    return _get_and_print(args, f"/l/{quote(args.lock_id)}.json", _print_lock)
 
 
 def export_path(lock_id: str, fmt: str, target: str | None) -> str:
@@ -363,14 +368,7 @@ def print_locks(page: dict[str, Any], server: str) -> None:
 
 def _page_of_locks(args: argparse.Namespace, params: dict[str, Any]) -> int:
     query = urlencode({**params, "limit": args.limit, "offset": args.offset})
-    page, failed = _get_json(args, f"/api/v1/locks?{query}")
-    if failed is not None:
-        return failed
-    if args.json:
-        print(json.dumps(page, indent=2, sort_keys=True))
-    else:
-        print_locks(page, server_url(args))
-    return EXIT_OK
+    return _get_and_print(args, f"/api/v1/locks?{query}", print_locks)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
