@@ -137,6 +137,19 @@ class Settings(BaseSettings):
     archive_rate_grace: float = 30.0
     archive_file_deadline: float = 7200.0
     proxy_channels: str = ""  # pull-through mirror: "name=url,name=url"
+
+    # PyPI: the `pip:` part of an environment, resolved with uv after the conda solve.
+    # Index URLs (and the hosts their files live on) a request may name: prefixes, as for
+    # channels. VCS requirements (git+https://host/…) may name these hosts (or URL prefixes).
+    allowed_pypi_indexes: str = "https://pypi.org/simple,https://files.pythonhosted.org"
+    allowed_vcs: str = "github.com,gitlab.com,bitbucket.org"
+    default_pypi_index: str = "https://pypi.org/simple"
+    # on: uv may run an sdist's build backend (untrusted code, sandboxed as README says) to
+    # read its dependencies; off: an sdist without static metadata fails the target.
+    pypi_builds: Literal["on", "off"] = "on"
+    pypi_timeout: float = 300.0  # seconds for one target's PyPI resolution
+    # Serve /pypi/simple/ as a pull-through mirror: "1" (the allowed indexes) or a list.
+    proxy_pypi: str = ""
     proxy_repodata_ttl: float = 300.0  # seconds before cached upstream repodata is refreshed
     # Decoded bytes of one upstream repodata.json the proxy keeps (a gzip bomb stops here):
     # 1 GiB is a few times conda-forge's largest subdir (some 300 MB) and bounds its disk.
@@ -202,6 +215,19 @@ class Settings(BaseSettings):
         return [entry.strip() for entry in self.allowed_channels.split(",") if entry.strip()]
 
     @property
+    def allowed_pypi_entries(self) -> list[str]:
+        return _entries(self.allowed_pypi_indexes)
+
+    @property
+    def allowed_vcs_entries(self) -> list[str]:
+        return _entries(self.allowed_vcs)
+
+    @property
+    def pypi_cache_dir(self) -> Path:
+        """uv's own cache, apart from every other cache (builds write nothing else)."""
+        return self.resolved_data_dir / "pypi-cache"
+
+    @property
     def resolved_blob_dir(self) -> Path:
         return (self.blob_dir or self.resolved_data_dir / "blobs").expanduser().resolve()
 
@@ -223,6 +249,10 @@ class Settings(BaseSettings):
             if sep and name.strip() and url.strip():
                 channels[name.strip()] = url.strip().rstrip("/")
         return channels
+
+
+def _entries(value: str) -> list[str]:
+    return [entry.strip().rstrip("/") for entry in value.split(",") if entry.strip()]
 
 
 @lru_cache

@@ -214,7 +214,7 @@ def test_uv_environment_is_built_not_inherited(
 @pytest.mark.parametrize(
     ("platform", "virtual", "expected", "env"),
     [
-        ("linux-64", [], "x86_64-manylinux_2_17", {}),  # targets.py's default __glibc
+        ("linux-64", [], "x86_64-manylinux_2_28", {}),  # targets.py's default __glibc
         ("linux-64", ["__glibc=2.28"], "x86_64-manylinux_2_28", {}),
         ("linux-64", ["__glibc=2.30"], "x86_64-manylinux_2_28", {}),  # uv has no 2_29, 2_30
         ("linux-64", ["__glibc=2.35"], "x86_64-manylinux_2_35", {}),

@@ -19,10 +19,12 @@ import pytest
 from app.config import DEFAULT_ALLOWED_CHANNELS
 from app.core.canonical import format_time
 from app.core.channels import ChannelError, is_allowed, resolve_allowed_channel
+from app.core.pypi_spec import PyPIPolicy
 from app.core.specs import SolveRequest, build_spec, parse_environment_yaml
 from app.core.targets import DEFAULT_VIRTUAL_PACKAGES, PLATFORMS, Target, parse_targets
 from app.errors import InputError
 from tests.support.inprocess import InProcessService
+from tests.support.service import wait_for_solve
 
 ALIAS = "https://conda.anaconda.org"
 DEFAULT_ALLOWED = [entry for entry in DEFAULT_ALLOWED_CHANNELS.split(",") if entry]
@@ -224,13 +226,29 @@ def test_invalid_yaml_names_the_line(text: str) -> None:
     assert "not valid YAML at line" in caught.value.msg
 
 
-def test_pip_section_refused() -> None:
+def test_pip_section_is_the_pypi_part() -> None:
     text = "channels: [conda-forge]\ndependencies:\n  - numpy\n  - pip\n  - pip:\n    - requests\n"
-    with pytest.raises(InputError) as caught:
+    with pytest.raises(InputError) as caught:  # PyPI's index is not allowed by default here
         env_spec(text)
-    assert "pip" in caught.value.msg and "line 5" in caught.value.msg
-    with pytest.raises(InputError, match="pip"):
-        spec_of(["numpy", {"pip": ["requests"]}])
+    assert caught.value.loc == ["body", "environment", "dependencies", 2, "pip"]
+    assert "CONDARCHIVE_ALLOWED_PYPI_INDEXES" in caught.value.msg
+    policy = PyPIPolicy(["https://pypi.org/simple"], [], "https://pypi.org/simple")
+    spec = build_spec(
+        environment=text,
+        channels=None,
+        dependencies=None,
+        allowed_channels=["conda-forge"],
+        channel_alias="https://conda.anaconda.org",
+        pypi_policy=policy,
+    )
+    assert spec.dependencies == ("numpy", "pip")
+    assert spec.canonical()["pypi"] == {
+        "requirements": ["requests"],
+        "indexes": ["https://pypi.org/simple"],
+        "local": [],
+    }
+    # without a PyPI part the canonical form (so the spec hash) has no pypi key
+    assert "pypi" not in spec_of(["numpy"]).canonical()
 
 
 @pytest.mark.parametrize(
@@ -262,7 +280,7 @@ def test_every_platform_has_documented_defaults() -> None:
         assert "__archspec" in names and "__cuda" not in names
         assert set(target.virtual_packages) == set(DEFAULT_VIRTUAL_PACKAGES[platform])
     linux = parse_targets(["linux-64"], ["t"])[0].virtual_packages
-    assert {"__glibc=2.17=0", "__linux=5.10=0", "__unix=0=0", "__archspec=1=x86_64"} == set(linux)
+    assert {"__glibc=2.28=0", "__linux=5.10=0", "__unix=0=0", "__archspec=1=x86_64"} == set(linux)
     assert "__osx=11.0=0" in parse_targets(["osx-arm64"], ["t"])[0].virtual_packages
     assert "__win=0=0" in parse_targets(["win-64"], ["t"])[0].virtual_packages
 
@@ -480,10 +498,14 @@ def test_http_environment_of_wrong_shape(api: httpx.Client, environment: str) ->
     assert item["loc"][:2] == ["body", "environment"]
 
 
-def test_http_pip_section_refused(api: httpx.Client, channel_url: str) -> None:
-    (item,) = refused(api, env_body(channel_url, "numlib", "pip:\n    - requests"))
-    assert item["loc"] == ["body", "environment", "dependencies", 1]
-    assert "pip" in item["msg"] and "line 6" in item["msg"]
+def test_http_pip_section_is_accepted_and_needs_python(api: httpx.Client, channel_url: str) -> None:
+    response = api.post("/api/v1/solves", json=env_body(channel_url, "numlib", "pip:\n    - x"))
+    assert response.status_code == 202, response.text
+    job = wait_for_solve(api, response.json()["id"])
+    assert job["status"] == "failed" and job["error"]["kind"] == "unsatisfiable"
+    assert "no python package" in job["error"]["message"]
+    (item,) = refused(api, env_body(channel_url, "numlib", "pip:\n    - --pre"))
+    assert item["loc"] == ["body", "environment", "dependencies", 1, "pip", 0]
 
 
 @pytest.mark.parametrize(

@@ -135,17 +135,21 @@ def _listed_hosts(allowed: tuple[str, ...], channel_alias: str) -> frozenset[str
     return frozenset(hosts - {""})
 
 
-def check_address(url: str, allowed: list[str], channel_alias: str) -> None:
+def check_address(
+    url: str, allowed: list[str], channel_alias: str, setting: str = "CONDARCHIVE_ALLOWED_CHANNELS"
+) -> None:
     """Refuse a URL whose host is a private address the allowlist does not name itself."""
     host = urlsplit(url).hostname
     if is_private_host(host) and host not in _listed_hosts(tuple(allowed), channel_alias):
         raise ChannelError(
             f"{url} points at a private, loopback or link-local address ({host}) that is "
-            "not in CONDARCHIVE_ALLOWED_CHANNELS; such hosts are fetched only if listed there"
+            f"not in {setting}; such hosts are fetched only if listed there"
         )
 
 
-def fetch_refusal(url: str, allowed: list[str], channel_alias: str) -> str | None:
+def fetch_refusal(
+    url: str, allowed: list[str], channel_alias: str, setting: str = "CONDARCHIVE_ALLOWED_CHANNELS"
+) -> str | None:
     """Why the service must not fetch `url` (a package file, or where a redirect points),
     or None when it may.
 
@@ -164,11 +168,11 @@ def fetch_refusal(url: str, allowed: list[str], channel_alias: str) -> str | Non
         return f"{url} has '.' or '..' in its path"
     base = urlunsplit((scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
     try:
-        check_address(base, allowed, channel_alias)
+        check_address(base, allowed, channel_alias, setting)
     except ChannelError as exc:
         return str(exc)
     if not is_allowed(base, allowed, channel_alias):
-        return f"{url} is not in CONDARCHIVE_ALLOWED_CHANNELS"
+        return f"{url} is not in {setting}"
     return None
 
 

@@ -3,7 +3,9 @@
 Canonical form (what the hashes cover, documented in README "Hashes"):
 
 * spec: ``{"channels": [base URLs in the order given, duplicates dropped],
-  "dependencies": [match specs normalised by py-rattler (strict=False), sorted, unique]}``.
+  "dependencies": [match specs normalised by py-rattler (strict=False), sorted, unique]}``,
+  plus ``"pypi": <PyPI spec>`` (app/core/pypi_spec.py) only when the request has a PyPI
+  part, so a spec without one keeps its hash.
   The environment's name does not change a solve, so it is kept for display only.
 * request: ``{"version": 1, "spec": <spec>, "targets": [{name, platform,
   virtual_packages}] sorted by name, "exclude_newer": ISO-8601 UTC or null,
@@ -26,6 +28,8 @@ import yaml
 from app.core import safe_yaml
 from app.core.canonical import format_time, sha256_of
 from app.core.channels import ChannelError, fetch_refusal, is_url, resolve_allowed_channel
+from app.core.pypi_requirements import PipSection, parse_pip_section
+from app.core.pypi_spec import PyPIPolicy, PyPISpec, build_pypi_spec
 from app.core.targets import Target
 from app.errors import InputError, LimitError, setting_name
 
@@ -36,9 +40,16 @@ class EnvironmentSpec:
     channels: tuple[str, ...]  # resolved base URLs
     dependencies: tuple[str, ...]  # normalised match specs, sorted
     submitted: dict[str, Any]  # what the user sent, for display
+    pypi: PyPISpec | None = None  # the `pip:` part, checked against the allowlists
 
     def canonical(self) -> dict[str, Any]:
-        return {"channels": list(self.channels), "dependencies": list(self.dependencies)}
+        canonical: dict[str, Any] = {
+            "channels": list(self.channels),
+            "dependencies": list(self.dependencies),
+        }
+        if self.pypi is not None:
+            canonical["pypi"] = self.pypi.canonical()
+        return canonical
 
     @property
     def hash(self) -> str:
@@ -169,10 +180,6 @@ def spec_urls(spec: str | rattler.MatchSpec) -> list[str]:
 
 
 def normalise_dependency(raw: object, loc: list[str | int], where: str = "") -> rattler.MatchSpec:
-    if isinstance(raw, dict) and "pip" in raw:
-        raise InputError(
-            loc, f"pip dependencies{where} are not supported yet; list conda packages only"
-        )
     if not isinstance(raw, str) or not raw.strip():
         raise InputError(loc, f"dependency{where} must be a match spec string", raw)
     try:
@@ -195,13 +202,19 @@ def build_spec(
     allowed_channels: list[str],
     channel_alias: str,
     max_channels: int | None = None,
+    pypi_dependencies: list[Any] | None = None,
+    pypi_indexes: list[Any] | None = None,
+    pypi_policy: PyPIPolicy | None = None,
 ) -> EnvironmentSpec:
     """Parse either an environment.yml (its text, or parsed already) or channels +
     dependencies into a spec.
 
     Every URL the spec carries passes the allowlist: channels, ``channel::`` prefixes, and
     package URLs (``x[url=…]``, or a spec that is a URL). `max_channels` bounds the
-    channels the spec resolves to, those named inside match specs included."""
+    channels the spec resolves to, those named inside match specs included.
+
+    The PyPI part is a ``{"pip": [...]}`` item of the dependencies (as in environment.yml)
+    or `pypi_dependencies` (JSON), with `pypi_indexes`; its URLs pass `pypi_policy`."""
     lines: list[int | None] = []
     name: str | None = None
     if environment is not None:
@@ -246,9 +259,24 @@ def build_spec(
         add_channel(channel, [*chan_loc, i])
 
     normalised: list[str] = []
+    pip: PipSection | None = None
+    pip_loc: list[str | int] = ["body", "pypi_dependencies"]
+    if pypi_dependencies is not None:
+        pip = parse_pip_section(pypi_dependencies, pip_loc)
+        submitted["pypi_dependencies"] = pypi_dependencies
+    if pypi_indexes is not None and environment is None:
+        submitted["pypi_indexes"] = pypi_indexes
     for i, raw in enumerate(dependencies):
         line = lines[i] if i < len(lines) else None
         where = f" (line {line})" if line else ""
+        if isinstance(raw, dict) and "pip" in raw:
+            if pip is not None:
+                raise InputError(
+                    [*dep_loc, i], f"a second pip list{where}; give the PyPI part once"
+                )
+            pip_loc = [*dep_loc, i, "pip"]
+            pip = parse_pip_section(raw["pip"], pip_loc)
+            continue
         spec = normalise_dependency(raw, [*dep_loc, i], where)
         channel = _spec_channel(spec, str(raw))
         if channel == "defaults":
@@ -268,11 +296,25 @@ def build_spec(
         normalised.append(str(spec))
     if not resolved:
         raise InputError(chan_loc, "at least one channel is required")
+    pypi = None
+    if pip is not None or pypi_indexes:
+        policy = pypi_policy or PyPIPolicy([], [], "https://pypi.org/simple")
+        pypi = build_pypi_spec(pip, pypi_indexes, policy, pip_loc, ["body", "pypi_indexes"])
+    if not normalised:
+        only_local = pypi is not None and not pypi.requirements
+        raise InputError(
+            dep_loc,
+            "nothing to lock: the pip list holds only local code (-e ., paths, -r files), "
+            "which no server can fetch; add the conda packages (python at least)"
+            if only_local
+            else "the PyPI part needs conda dependencies too (python at least)",
+        )
     return EnvironmentSpec(
         name=name,
         channels=tuple(resolved),
         dependencies=tuple(sorted(set(normalised))),
         submitted=submitted,
+        pypi=pypi,
     )
 
 

@@ -1,7 +1,9 @@
 """Solve targets: a platform plus the virtual packages the solver may assume.
 
-A bare platform gets the defaults below, chosen like conda-lock's defaults: the oldest
-system a mainstream conda-forge build still supports, so a lock installs widely.
+A bare platform gets the defaults below, conda-lock 4's (its default-virtual-packages):
+glibc 2.28 and macOS 11.0, the oldest systems current conda-forge builds and current
+manylinux/macOS wheels still target. (2.17 would make pandas or pyarrow wheels unusable
+and send the PyPI part of a lock to building from source.)
 A named target lists virtual packages that override (by name) or extend those defaults.
 """
 
@@ -26,10 +28,10 @@ _ARCH = {
 }
 
 DEFAULT_VIRTUAL_PACKAGES: dict[str, tuple[str, ...]] = {
-    "linux-64": ("__unix=0=0", "__linux=5.10=0", "__glibc=2.17=0"),
-    "linux-aarch64": ("__unix=0=0", "__linux=5.10=0", "__glibc=2.17=0"),
-    "linux-ppc64le": ("__unix=0=0", "__linux=5.10=0", "__glibc=2.17=0"),
-    "osx-64": ("__unix=0=0", "__osx=10.15=0"),
+    "linux-64": ("__unix=0=0", "__linux=5.10=0", "__glibc=2.28=0"),
+    "linux-aarch64": ("__unix=0=0", "__linux=5.10=0", "__glibc=2.28=0"),
+    "linux-ppc64le": ("__unix=0=0", "__linux=5.10=0", "__glibc=2.28=0"),
+    "osx-64": ("__unix=0=0", "__osx=11.0=0"),
     "osx-arm64": ("__unix=0=0", "__osx=11.0=0"),
     "win-64": ("__win=0=0",),
 }

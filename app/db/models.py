@@ -105,6 +105,9 @@ class LockTarget(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     platform: Mapped[str] = mapped_column(String(32))
     virtual_packages: Mapped[list[Any]] = mapped_column(JSON)
+    # The pip lines that are the researcher's own code (`-e .`, paths, `-r` files): in the
+    # lock as "local, not archived". NULL (read as none) for locks without a PyPI part.
+    pypi_local: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
     lock: Mapped[Lock] = relationship(back_populates="targets")
 
@@ -191,6 +194,38 @@ class LockPackage(Base):
     package: Mapped[PackageFile] = relationship(lazy="joined")
 
 
+class PyPIFile(Base):
+    """One locked PyPI file (a wheel, an sdist, or a VCS commit's source archive).
+
+    Content-addressed like :class:`PackageFile`: `record_key` is the sha256 of the
+    package's canonical form (app/locks/pypi_records.py), which `record` holds whole.
+    """
+
+    __tablename__ = "pypi_packages"
+    __table_args__ = (UniqueConstraint("record_key", name="uq_pypi_packages_record_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    record_key: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[str] = mapped_column(String(255))
+    url: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class LockPyPIPackage(Base):
+    __tablename__ = "lock_pypi_packages"
+    __table_args__ = (Index("ix_lock_pypi_packages_package", "pypi_package_id"),)
+
+    lock_id: Mapped[str] = mapped_column(ForeignKey("locks.id"), primary_key=True)
+    target: Mapped[str] = mapped_column(String(128), primary_key=True)
+    pypi_package_id: Mapped[int] = mapped_column(ForeignKey("pypi_packages.id"), primary_key=True)
+
+    package: Mapped[PyPIFile] = relationship(lazy="joined")
+
+
 # --- Archive -----------------------------------------------------------------------------
 
 
@@ -234,6 +269,26 @@ class ArchiveEntry(Base):
     archived_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
     package: Mapped[PackageFile] = relationship(lazy="joined")
+
+
+class PyPIArchiveEntry(Base):
+    """Whether one PyPI file is archived: pending -> archived | failed (with the reason)."""
+
+    __tablename__ = "pypi_archive_entries"
+    __table_args__ = (Index("ix_pypi_archive_entries_blob", "blob_sha256"),)
+
+    pypi_package_id: Mapped[int] = mapped_column(ForeignKey("pypi_packages.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    blob_sha256: Mapped[str | None] = mapped_column(ForeignKey("blobs.sha256"), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    package: Mapped[PyPIFile] = relationship(lazy="joined")
 
 
 class LockArchive(Base):

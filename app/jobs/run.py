@@ -18,11 +18,13 @@ from sqlalchemy.orm import Session
 
 from app.archive.state import request_archive
 from app.config import get_settings
+from app.core.pypi_spec import PyPISpec
 from app.core.targets import Target
 from app.db.session import pinned_session_scope
 from app.jobs.heartbeat import Heartbeat
 from app.jobs.state import ClaimedJob, claim, fail, succeed
 from app.locks.store import RequestRecord, store_lock
+from app.solve.pypi_lock import lock_pypi
 from app.solve.solver import SolveFailure, Solver, StepTimer, untimed
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,15 @@ def _solve_and_store(
                     step=step,
                 )
             )
+            if pypi := request["spec"].get("pypi"):
+                with step("pypi"):
+                    beat.report("resolving PyPI packages", progress)
+                    locked, provenance["pypi"] = lock_pypi(
+                        locked,
+                        PyPISpec.from_canonical(pypi),
+                        datetime.fromisoformat(exclude_newer) if exclude_newer else None,
+                        settings,
+                    )
     except SolveFailure as failure:
         fail(session, job_id, failure.kind, failure.message, failure.detail, progress, attempt)
         return None

@@ -16,7 +16,10 @@ where each ``<package>`` is every field a rendering of the lock shows of it::
      "constrains": [as listed],
      "extras": {"noarch", "timestamp", "license", "track_features"; only those present}}
 
-and a target's packages are sorted by (url, their canonical JSON). So two locks that
+and a target's packages are sorted by (url, their canonical JSON). A target with a PyPI
+part also has ``"pypi_packages": [<PyPI package>, ...]`` (app/locks/pypi_records.py;
+sorted by name, then url) and ``"pypi_local": [local pip lines, as written]``, each only
+when not empty, so a lock without PyPI packages keeps its id. So two locks that
 would render differently (in the API, on the page, or in any lockfile format) never
 share an id, and a stored lock always hashes back to its id (:func:`stored_lock_id`,
 checked by ``condarchive verify``). The id covers what a lock *is*, not who asked for it
@@ -52,12 +55,15 @@ from app.db.models import (
     Lock,
     LockAlias,
     LockPackage,
+    LockPyPIPackage,
     LockRequest,
     LockTarget,
     PackageFile,
+    PyPIFile,
     utcnow,
 )
 from app.db.session import insert_ignore
+from app.locks.pypi_records import LockedPyPIPackage
 
 #: The version of the canonical form below; stored ids are of this version.
 CANONICAL_VERSION = 2
@@ -190,6 +196,8 @@ class LockedTarget:
     platform: str
     virtual_packages: tuple[str, ...]
     records: tuple[LockedRecord, ...]
+    pypi_packages: tuple[LockedPyPIPackage, ...] = ()
+    pypi_local: tuple[str, ...] = ()  # pip lines that are the researcher's own code
 
 
 def lock_canonical(targets: list[LockedTarget], channels: list[str]) -> dict[str, Any]:
@@ -199,17 +207,23 @@ def lock_canonical(targets: list[LockedTarget], channels: list[str]) -> dict[str
         ordered = sorted(target.records, key=lambda r: (r.url, r.canonical_text))
         return [r.canonical() for r in ordered]
 
+    def target(t: LockedTarget) -> dict[str, Any]:
+        form: dict[str, Any] = {
+            "platform": t.platform,
+            "virtual_packages": sorted(t.virtual_packages),
+            "packages": packages(t),
+        }
+        if t.pypi_packages:
+            ordered = sorted(t.pypi_packages, key=lambda p: (p.name, p.url, p.canonical_text))
+            form["pypi_packages"] = [p.canonical() for p in ordered]
+        if t.pypi_local:
+            form["pypi_local"] = list(t.pypi_local)
+        return form
+
     return {
         "version": CANONICAL_VERSION,
         "channels": list(channels),
-        "targets": {
-            t.name: {
-                "platform": t.platform,
-                "virtual_packages": sorted(t.virtual_packages),
-                "packages": packages(t),
-            }
-            for t in targets
-        },
+        "targets": {t.name: target(t) for t in targets},
     }
 
 
@@ -332,6 +346,7 @@ def _insert_lock(
                 "name": t.name,
                 "platform": t.platform,
                 "virtual_packages": sorted(t.virtual_packages),
+                "pypi_local": list(t.pypi_local) or None,
             }
             for t in targets
         ],
@@ -340,6 +355,45 @@ def _insert_lock(
         session,
         lock_id,
         list(dict.fromkeys((t.name, ids[r.record_key]) for t in targets for r in t.records)),
+    )
+    _insert_pypi_packages(session, lock_id, targets)
+
+
+def _insert_pypi_packages(session: Session, lock_id: str, targets: list[LockedTarget]) -> None:
+    """The lock's PyPI files (rows written once, by record_key) and its links to them."""
+    packages = {p.record_key: p for t in targets for p in t.pypi_packages}
+    if not packages:
+        return
+    insert_ignore(
+        session,
+        PyPIFile,
+        [
+            {
+                "record_key": key,
+                "name": p.name,
+                "version": p.version,
+                "url": p.url,
+                "filename": p.filename,
+                "sha256": p.sha256,
+                "size": p.size,
+                "record": p.canonical(),
+            }
+            for key, p in packages.items()
+        ],
+    )
+    ids = dict(
+        session.execute(
+            select(PyPIFile.record_key, PyPIFile.id).where(PyPIFile.record_key.in_(packages))
+        ).all()
+    )
+    insert_ignore(
+        session,
+        LockPyPIPackage,
+        [
+            {"lock_id": lock_id, "target": t.name, "pypi_package_id": ids[p.record_key]}
+            for t in targets
+            for p in {p.record_key: p for p in t.pypi_packages}.values()
+        ],
     )
 
 
@@ -389,6 +443,20 @@ def _stored_records(session: Session, lock_id: str) -> dict[str, list[LockedReco
     return by_target
 
 
+def _stored_pypi(session: Session, lock_id: str) -> dict[str, list[LockedPyPIPackage]]:
+    rows = session.execute(
+        select(LockPyPIPackage.target, PyPIFile.record)
+        .join(PyPIFile, PyPIFile.id == LockPyPIPackage.pypi_package_id)
+        .where(LockPyPIPackage.lock_id == lock_id)
+    ).all()
+    by_target: dict[str, list[LockedPyPIPackage]] = {}
+    for target, record in rows:
+        by_target.setdefault(target, []).append(LockedPyPIPackage.from_canonical(record))
+    for packages in by_target.values():
+        packages.sort(key=lambda p: (p.name, p.url))
+    return by_target
+
+
 def lock_view(session: Session, lock: Lock, extras: bool = False) -> dict[str, Any]:
     """The lock as the API returns it (and as every lockfile renderer reads it); with
     `extras`, each package also carries the record fields lockfile formats write.
@@ -398,6 +466,7 @@ def lock_view(session: Session, lock: Lock, extras: bool = False) -> dict[str, A
     was first made.
     """
     by_target = _stored_records(session, lock.id)
+    pypi = _stored_pypi(session, lock.id)
     return {
         "id": lock.id,
         "created_at": format_time(lock.created_at),
@@ -410,6 +479,8 @@ def lock_view(session: Session, lock: Lock, extras: bool = False) -> dict[str, A
                     (r.view(extras) for r in by_target.get(t.name, [])),
                     key=lambda p: (p["name"], p["subdir"], p["url"]),
                 ),
+                "pypi_packages": [p.view() for p in pypi.get(t.name, [])],
+                "pypi_local": list(t.pypi_local or []),
             }
             for t in lock.targets
         },
@@ -420,9 +491,15 @@ def lock_view(session: Session, lock: Lock, extras: bool = False) -> dict[str, A
 def stored_lock_id(session: Session, lock: Lock) -> str:
     """The id the lock's stored rows hash to: its own id, unless a row was changed."""
     by_target = _stored_records(session, lock.id)
+    pypi = _stored_pypi(session, lock.id)
     targets = [
         LockedTarget(
-            t.name, t.platform, tuple(t.virtual_packages), tuple(by_target.get(t.name, []))
+            t.name,
+            t.platform,
+            tuple(t.virtual_packages),
+            tuple(by_target.get(t.name, [])),
+            tuple(pypi.get(t.name, [])),
+            tuple(t.pypi_local or ()),
         )
         for t in lock.targets
     ]
@@ -453,6 +530,23 @@ def verify_locks(session: Session) -> dict[str, Any]:
                     "url": package.url,
                     "record_key": package.record_key,
                     "hashes_to": actual,
+                }
+            )
+    for pypi_file in session.scalars(select(PyPIFile).order_by(PyPIFile.id)):
+        stored = LockedPyPIPackage.from_canonical(pypi_file.record)
+        columns = (pypi_file.url, pypi_file.sha256, pypi_file.size, pypi_file.name)
+        if stored.record_key != pypi_file.record_key or columns != (
+            stored.url,
+            stored.sha256,
+            stored.size,
+            stored.name,
+        ):
+            packages.append(
+                {
+                    "pypi_package_id": pypi_file.id,
+                    "url": pypi_file.url,
+                    "record_key": pypi_file.record_key,
+                    "hashes_to": stored.record_key,
                 }
             )
     return {"checked": checked, "mismatched": mismatched, "packages_mismatched": packages}

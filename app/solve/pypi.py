@@ -238,7 +238,8 @@ def uv_environment(request: PyPIRequest, scratch: Path, extra: Mapping[str, str]
         **extra,
     }
     if request.proxy_url:
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        # upper case for uv, lower case for git (which uv runs for VCS requirements)
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
             env[name] = request.proxy_url
     return env
 

@@ -200,6 +200,14 @@ def check_solve_limits(
     # Counted as given, before any is resolved (build_spec also bounds the channels the
     # request resolves to, `channel::` prefixes in its match specs included).
     _check_count(chan_loc, channels, "channels", "max_channels", settings)
+    if isinstance(dependencies, list):
+        # A `pip:` item counts its requirement lines; PyPI requirements count as well.
+        pip = [d["pip"] for d in dependencies if isinstance(d, dict) and "pip" in d]
+        counted = [d for d in dependencies if not (isinstance(d, dict) and "pip" in d)]
+        counted += [line for lines in pip if isinstance(lines, list) for line in lines]
+        if isinstance(body.pypi_dependencies, list):
+            counted += body.pypi_dependencies
+        dependencies = counted
     _check_count(dep_loc, dependencies, "dependencies", "max_dependencies", settings)
     _check_count(["body", "targets"], targets, "targets", "max_targets", settings)
 

@@ -77,6 +77,15 @@ class SolveBody(BaseModel):
     environment: str | None = Field(default=None, description="environment.yml text")
     channels: list[Any] | None = None
     dependencies: list[Any] | None = None
+    pypi_dependencies: list[Any] | None = Field(
+        default=None,
+        description="PyPI requirement lines, as in an environment.yml's pip: list",
+    )
+    pypi_indexes: list[Any] | None = Field(
+        default=None,
+        description="PyPI index URLs (the first is the index, the rest extra indexes); "
+        "default https://pypi.org/simple",
+    )
     targets: list[str | TargetBody] | None = Field(
         default=None, description=f"platforms or target objects; default {DEFAULT_TARGETS}"
     )
@@ -155,10 +164,30 @@ def _locked_package_view() -> type[BaseModel]:
 LockedPackageView = _locked_package_view()
 
 
+class PyPIPackageView(BaseModel):
+    """One locked PyPI package and the one file the target installs."""
+
+    name: str
+    version: str
+    kind: Literal["index", "url", "vcs"]
+    url: str
+    filename: str
+    sha256: str
+    size: int
+    requires_python: str | None
+    requires: list[str]
+    index: str | None
+    vcs: dict[str, str] | None
+
+
 class LockTargetView(BaseModel):
     platform: str
     virtual_packages: list[str]
     packages: list[LockedPackageView]
+    pypi_packages: list[PyPIPackageView] = Field(default_factory=list)
+    pypi_local: list[str] = Field(
+        default_factory=list, description="pip lines that are local code, not archived"
+    )
 
 
 class LockView(BaseModel):

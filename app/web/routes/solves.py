@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Response
 
 from app.config import Settings
+from app.core.pypi_spec import PyPIPolicy
 from app.core.specs import SolveRequest, build_spec, parse_environment_platforms
 from app.core.targets import parse_targets
 from app.errors import InputError
@@ -23,6 +24,12 @@ from app.web.schemas import DEFAULT_TARGETS, SolveBody, SolveView
 router = APIRouter(prefix="/api/v1/solves", tags=["solves"])
 
 
+def pypi_policy(settings: Settings) -> PyPIPolicy:
+    return PyPIPolicy(
+        settings.allowed_pypi_entries, settings.allowed_vcs_entries, settings.default_pypi_index
+    )
+
+
 def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
     # environment.yml is parsed here, once, within its limits; every later step reads that.
     environment = (
@@ -36,6 +43,9 @@ def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
         allowed_channels=settings.allowed_channel_entries,
         channel_alias=settings.channel_alias,
         max_channels=settings.max_channels,
+        pypi_dependencies=body.pypi_dependencies,
+        pypi_indexes=body.pypi_indexes,
+        pypi_policy=pypi_policy(settings),
     )
     raw_targets: list[Any]
     if body.targets is not None:
