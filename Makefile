@@ -25,7 +25,7 @@ test: $(BIN)/.installed
 
 # The in-process tier only (TestClient, SQLite, tasks inline): under a minute.
 test-fast: $(BIN)/.installed
-	$(BIN)/python -m pytest -m "not process and not distributed and not install and not realdata"
+	$(BIN)/python -m pytest -m "not process and not distributed and not install and not realdata and not realpypi"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -204,3 +204,26 @@ def test_pip_lines_count_against_the_dependency_limit(
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["ctx"]["setting"] == "CONDARCHIVE_MAX_DEPENDENCIES"
+
+
+def test_uv_reaches_only_allowed_hosts(
+    pypi_api: InProcessClient, world: PyPIWorld, tmp_path: Path
+) -> None:
+    """An allowed index whose pages point the files at a host that is not allowed: uv's
+    fetches go through the egress proxy, which refuses them; that host sees nothing."""
+    from tests.support.pypi_index import PyPIIndex
+
+    elsewhere = PyPIIndex(tmp_path / "elsewhere")
+    elsewhere.add_wheel("pure-dep", "1.0")
+    with elsewhere.serving():
+        world.index.files_elsewhere = elsewhere.base_url
+        try:
+            job = solve(
+                pypi_api,
+                {"environment": world.environment("pure-dep==1.0"), "targets": ["linux-64"]},
+            )
+        finally:
+            world.index.files_elsewhere = None
+        assert job["status"] == "failed"
+        assert job["error"]["kind"] == "index", job["error"]
+        assert elsewhere.requests == []

@@ -191,8 +191,13 @@ def test_uv_environment_is_built_not_inherited(
     monkeypatch.setenv("CONDARCHIVE_BROKER_URL", "redis://secret@broker")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:1")
     monkeypatch.setenv("DATABASE_URL", "postgresql://secret@db")
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/certs/site-ca.pem")
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("GIT_SSL_CAINFO", raising=False)
     env = uv_environment(request(index, tmp_path, "x"), tmp_path, {})
-    assert set(env) == {"PATH", "HOME", "TMPDIR", "LC_ALL", "NO_COLOR"}
+    # only which CA certificates to trust is taken from the service's environment
+    assert set(env) == {"PATH", "HOME", "TMPDIR", "LC_ALL", "NO_COLOR", "SSL_CERT_FILE"}
+    assert env["SSL_CERT_FILE"] == "/etc/ssl/certs/site-ca.pem"
     proxied = uv_environment(
         request(index, tmp_path, "x", proxy_url="http://127.0.0.1:3128"), tmp_path, {}
     )

@@ -97,12 +97,18 @@ def _solve_and_store(
 
     def on_progress(target: str, state: str) -> None:
         # Written by the heartbeat thread, so the solve does not wait for the commit: when
-        # solving starts and when one of several targets ends; the final state is written
-        # with the job's result anyway.
-        first = all(v == "pending" for v in progress.values())
+        # a target starts fetching repodata or solving, and when one of several ends; the
+        # final state is written with the job's result anyway. The job's stage is
+        # "fetching repodata" until some target has begun solving.
+        before = progress.get(target)
         progress[target] = state
-        if first or (state != "solving" and len(progress) > 1):
-            beat.report("solving", progress)
+        started = any(v not in ("pending", "fetching repodata") for v in progress.values())
+        stage = "solving" if started else "fetching repodata"
+        if state in ("fetching repodata", "solving"):
+            if before == "pending" or state == "solving":
+                beat.report(stage, progress)
+        elif len(progress) > 1:
+            beat.report(stage, progress)
 
     exclude_newer = request.get("exclude_newer")
     try:

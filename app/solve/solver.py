@@ -222,7 +222,9 @@ class Solver:
                 state[header.replace("-", "_")] = response.headers[header]
         return state
 
-    async def _refresh(self, channels: list[str], subdirs: set[str]) -> None:
+    async def _refresh(self, channels: list[str], subdirs: set[str]) -> set[tuple[str, str]]:
+        """Probe the (channel, subdir)s this Gateway does not hold fresh; return them (the
+        Gateway loads their repodata during the next query or solve)."""
         now = time.monotonic()
         stale: list[tuple[str, str]] = []
         for channel in channels:
@@ -233,7 +235,7 @@ class Solver:
                         self.gateway.clear_repodata_cache(channel + "/", [subdir])
                     stale.append((channel, subdir))
         if not stale:
-            return
+            return set()
         async with httpx.AsyncClient(
             timeout=10,
             follow_redirects=False,
@@ -251,6 +253,7 @@ class Solver:
             probes = await asyncio.gather(*(probe(c, s) for c, s in stale))
         for (channel, subdir), provenance in zip(stale, probes, strict=True):
             self.states[(channel, subdir)] = SubdirState(now, provenance)
+        return set(stale)
 
     async def solve(
         self,
@@ -339,15 +342,32 @@ class Solver:
         subdirs = {t.platform for t in targets} | {"noarch"}
         deadline = time.monotonic() + timeout
         try:
-            await asyncio.wait_for(self._refresh(channels, subdirs), timeout)
+            cold = await asyncio.wait_for(self._refresh(channels, subdirs), timeout)
         except TimeoutError as exc:
             raise SolveFailure("timeout", f"fetching repodata took over {timeout:g}s") from exc
 
         async def one(target: Target) -> LockedTarget:
-            on_progress(target.name, "solving")
+            # A target whose repodata this Gateway does not hold yet loads it first (a
+            # query of the specs, recursively: what the solve would load), so its progress
+            # says "fetching repodata" while it does and "solving" only once it solves.
+            fetch = any((c, s) in cold for c in channels for s in (target.platform, "noarch"))
+            on_progress(target.name, "fetching repodata" if fetch else "solving")
             for attempt in range(self.retries + 1):
                 remaining = max(deadline - time.monotonic(), 0.001)
                 try:
+                    if fetch:
+                        with step("rattler.fetch"):
+                            await asyncio.wait_for(
+                                self.gateway.query(
+                                    [c + "/" for c in channels],
+                                    [target.platform, "noarch"],
+                                    specs,
+                                    recursive=True,
+                                ),
+                                remaining,
+                            )
+                        fetch = False
+                        on_progress(target.name, "solving")
                     with step("rattler.solve"):
                         records = await asyncio.wait_for(
                             rattler.solve(

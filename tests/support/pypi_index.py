@@ -285,6 +285,7 @@ class PyPIIndex:
         self.requests: list[str] = []  # request paths, in order
         self.faults: dict[str, int] = {}  # path prefix -> status to answer instead
         self.port = 0
+        self.files_elsewhere: str | None = None  # base URL the pages point files at
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -386,7 +387,9 @@ class PyPIIndex:
             self.stop()
 
     def file_url(self, filename: str) -> str:
-        return f"{self.base_url}/files/{filename}"
+        """Where the pages say a file is: here, or under `files_elsewhere` when set (an
+        index whose files live on another host, as PyPI's do)."""
+        return f"{self.files_elsewhere or self.base_url}/files/{filename}"
 
     # -- pages ------------------------------------------------------------------------
 
