@@ -11,6 +11,7 @@ import pytest
 
 from app.core.targets import Target, parse_target
 from app.solve.pypi import (
+    GIT_ENV,
     PyPIFailure,
     PyPIPackage,
     PyPIRequest,
@@ -196,7 +197,16 @@ def test_uv_environment_is_built_not_inherited(
     monkeypatch.delenv("GIT_SSL_CAINFO", raising=False)
     env = uv_environment(request(index, tmp_path, "x"), tmp_path, {})
     # only which CA certificates to trust is taken from the service's environment
-    assert set(env) == {"PATH", "HOME", "TMPDIR", "LC_ALL", "NO_COLOR", "SSL_CERT_FILE"}
+    # git's own settings (app.solve.pypi.GIT_ENV: no config, http(s) only) are constants
+    assert env.items() >= GIT_ENV.items()
+    assert set(env) - set(GIT_ENV) == {
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "LC_ALL",
+        "NO_COLOR",
+        "SSL_CERT_FILE",
+    }
     assert env["SSL_CERT_FILE"] == "/etc/ssl/certs/site-ca.pem"
     proxied = uv_environment(
         request(index, tmp_path, "x", proxy_url="http://127.0.0.1:3128"), tmp_path, {}

@@ -16,13 +16,26 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from sqlalchemy.orm import Session
 
 from app.archive.blobs import BlobMismatch, BlobStore, Expected, get_store, mismatches
 from app.archive.download import Download, Outcome, mirror, policy_from
+from app.archive.pypi_run import plan_pypi, pypi_client
+from app.archive.pypi_state import (
+    claim_pypi,
+    ensure_pypi_entries,
+    lock_pypi_ids,
+    mark_pypi_archived,
+    mark_pypi_failed,
+    pending_pypi_entries,
+    renew_pypi,
+)
 from app.archive.state import (
     claim,
     ensure_entries,
@@ -110,7 +123,51 @@ def run_archive(lock_id: str) -> None:
                 downloads.append(Download(entry.package_id, package.url, expected))
             if downloads:
                 asyncio.run(_download_all(session, store, settings, owner, lock_id, downloads))
+        _archive_pypi(session, store, settings, owner, lock_id)
         set_run(session, lock_id, "done")
+
+
+def _archive_pypi(
+    session: Session, store: BlobStore, settings: Settings, owner: str, lock_id: str
+) -> None:
+    """The lock's PyPI files, the same way: claim, fetch what is not stored, record."""
+    ensure_pypi_entries(session, lock_pypi_ids(session, lock_id))
+    session.commit()
+    while True:
+        pending = pending_pypi_entries(session, lock_id)
+        if not pending:
+            return
+        ids = [e.pypi_package_id for e in pending]
+        held = claim_pypi(session, ids, owner, settings.archive_lease)
+        claimed = [e for e in pending if e.pypi_package_id in held]
+        if not claimed:
+            touch_run(session, lock_id)
+            time.sleep(1.0)
+            continue
+        plan = plan_pypi(session, store, settings, claimed)
+        for key, info in plan.archived:
+            mark_pypi_archived(session, key, info)
+        for key, reason in plan.failed:
+            log.warning("lock %s: could not archive PyPI file: %s", lock_id, reason)
+            mark_pypi_failed(session, key, reason)
+        if plan.downloads:
+            asyncio.run(
+                _download_all(session, store, settings, owner, lock_id, plan.downloads, PYPI_MARKS)
+            )
+
+
+@dataclass(frozen=True)
+class Marks:
+    """How a download's outcome and its lease are recorded (conda or PyPI entries)."""
+
+    archived: Callable[[Session, Any, Any], None]
+    failed: Callable[[Session, Any, str], None]
+    renew: Callable[[Session, list[Any], str, float], None]
+    client: Callable[[Settings, int], httpx.AsyncClient] | None = None
+
+
+CONDA_MARKS = Marks(mark_archived, mark_failed, renew)
+PYPI_MARKS = Marks(mark_pypi_archived, mark_pypi_failed, renew_pypi, pypi_client)
 
 
 async def _download_all(
@@ -120,6 +177,7 @@ async def _download_all(
     owner: str,
     lock_id: str,
     downloads: list[Download],
+    marks: Marks = CONDA_MARKS,
 ) -> None:
     """Fetch concurrently, recording each result as it lands and renewing leases meanwhile.
 
@@ -134,18 +192,18 @@ async def _download_all(
     def record(outcome: Outcome) -> None:
         key = outcome.download.key
         if outcome.info is not None:
-            mark_archived(session, key, outcome.info)
+            marks.archived(session, key, outcome.info)
         else:
             reason = str(outcome.error) if outcome.error else "unknown error"
             log.warning("lock %s: could not archive %s", lock_id, reason)
-            mark_failed(session, key, reason)
+            marks.failed(session, key, reason)
 
     async def done(outcome: Outcome) -> None:
         in_flight.discard(outcome.download.key)
         await loop.run_in_executor(database, record, outcome)
 
     def beat_once(held: list[Any]) -> None:
-        renew(session, held, owner, settings.archive_lease)
+        marks.renew(session, held, owner, settings.archive_lease)
         touch_run(session, lock_id)
 
     async def heartbeat() -> None:
@@ -154,10 +212,14 @@ async def _download_all(
             await loop.run_in_executor(database, beat_once, sorted(in_flight))
 
     beat = asyncio.create_task(heartbeat())
+    concurrency = settings.archive_concurrency
+    client = marks.client(settings, concurrency) if marks.client else None
     try:
         await mirror(
-            downloads, store, policy_from(settings), settings.archive_concurrency, on_done=done
+            downloads, store, policy_from(settings), concurrency, on_done=done, client=client
         )
     finally:
         beat.cancel()
+        if client is not None:
+            await client.aclose()
         database.shutdown(wait=True)  # a write already started finishes first

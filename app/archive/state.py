@@ -21,12 +21,14 @@ from sqlalchemy.orm import Session
 
 from app.archive.blobs import BlobInfo, BlobStore
 from app.archive.naming import channel_name
+from app.archive.pypi_state import lock_pypi_bytes, request_pypi_archive
 from app.db.models import (
     ArchiveEntry,
     Blob,
     LockArchive,
     LockPackage,
     PackageFile,
+    PyPIArchiveEntry,
     utcnow,
 )
 from app.db.session import insert_ignore, write_committed
@@ -74,10 +76,11 @@ def ensure_entries(session: Session, package_ids: list[int], source: str = "lock
 
 
 def lock_bytes(session: Session, lock_id: str) -> int:
-    """The summed size of the lock's distinct package files: what archiving it stores."""
+    """The summed size of the lock's distinct package files, conda and PyPI: what archiving
+    it stores."""
     ids = select(LockPackage.package_id).where(LockPackage.lock_id == lock_id).distinct()
     total = session.scalar(select(func.sum(PackageFile.size)).where(PackageFile.id.in_(ids)))
-    return int(total or 0)
+    return int(total or 0) + lock_pypi_bytes(session, lock_id)
 
 
 def request_archive(session: Session, lock_id: str, retry_failed: bool) -> bool:
@@ -107,6 +110,7 @@ def request_archive(session: Session, lock_id: str, retry_failed: bool) -> bool:
             .where(ArchiveEntry.package_id.in_(ids), ArchiveEntry.state == "failed")
             .values(state="pending", reason=None, attempts=0, updated_at=utcnow())
         )
+    request_pypi_archive(session, lock_id, retry_failed)
     run = session.get(LockArchive, lock_id)
     if run is None:
         session.add(LockArchive(lock_id=lock_id, status="queued", requested_at=utcnow()))
@@ -132,6 +136,11 @@ def resend_lost_archives(session: Session, own_worker: bool) -> list[str]:
         session.execute(
             update(ArchiveEntry)
             .where(ArchiveEntry.state == "pending", ArchiveEntry.lease_until.is_not(None))
+            .values(lease_owner=None, lease_until=None)
+        )
+        session.execute(
+            update(PyPIArchiveEntry)
+            .where(PyPIArchiveEntry.state == "pending", PyPIArchiveEntry.lease_until.is_not(None))
             .values(lease_owner=None, lease_until=None)
         )
         session.commit()

@@ -1,5 +1,6 @@
 """Verify the archive: re-hash every stored blob and every stored lock, and compare archived
-packages with upstream.
+packages with upstream (conda here; PyPI files in app/archive/pypi_verify.py, reported
+under ``pypi``).
 
 Three different questions, one report. *Locks*: does every stored lock still hash to its
 id (canonical form v2, app/locks/store.py), and every package row to its key? A lock that
@@ -24,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.archive.blobs import BlobStore
+from app.archive.pypi_verify import check_pypi_upstream, pypi_integrity
 from app.core.canonical import format_time
 from app.core.egress import guard_hooks
 from app.core.tls import ssl_context
@@ -92,6 +94,13 @@ def verify_allowlist() -> list[str]:
     return settings.allowed_channel_entries + list(settings.proxy_channel_map.values())
 
 
+def pypi_allowlist() -> list[str]:
+    """Where the PyPI drift check may fetch: CONDARCHIVE_ALLOWED_PYPI_INDEXES."""
+    from app.config import get_settings
+
+    return get_settings().allowed_pypi_entries
+
+
 async def check_upstream(session: Session, timeout: float = 60.0) -> dict[str, Any]:
     """Which archived packages upstream no longer lists, or lists with other hashes."""
     rows = session.scalars(
@@ -153,6 +162,11 @@ def run_verify(session: Session, store: BlobStore, upstream: bool = True) -> dic
     blobs = verify_blobs(session, store)
     locks = verify_locks(session)
     drift = asyncio.run(check_upstream(session)) if upstream else None
+    pypi = pypi_integrity(session, blobs)
+    pypi["upstream"] = (
+        asyncio.run(check_pypi_upstream(session, pypi_allowlist())) if upstream else None
+    )
+    pypi_drift = pypi["upstream"]
     finished = datetime.now(UTC)
     ok = (
         not blobs["corrupt"]
@@ -171,6 +185,13 @@ def run_verify(session: Session, store: BlobStore, upstream: bool = True) -> dic
         "removed_upstream": len(drift["removed"]) if drift else None,
         "changed_upstream": len(drift["changed"]) if drift else None,
         "unreachable": len(drift["unreachable"]) if drift else None,
+        "pypi_checked": pypi["checked"],
+        "pypi_corrupt": len(pypi["corrupt"]),
+        "pypi_missing": len(pypi["missing"]),
+        "pypi_removed_upstream": len(pypi_drift["removed"]) if pypi_drift else None,
+        "pypi_changed_upstream": len(pypi_drift["changed"]) if pypi_drift else None,
+        "pypi_yanked_upstream": len(pypi_drift["yanked"]) if pypi_drift else None,
+        "pypi_unreachable": len(pypi_drift["unreachable"]) if pypi_drift else None,
     }
     report = {
         "started_at": format_time(started),
@@ -179,6 +200,7 @@ def run_verify(session: Session, store: BlobStore, upstream: bool = True) -> dic
         "blobs": blobs,
         "locks": locks,
         "upstream": drift,
+        "pypi": pypi,
     }
     session.add(
         VerifyReport(

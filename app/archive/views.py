@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.archive.naming import archive_channel_url, archive_url
+from app.archive.pypi_views import pypi_status
 from app.archive.repodata import ArchivedFile
 from app.core.canonical import format_time
 from app.db.models import (
@@ -254,9 +255,23 @@ def archive_status(session: Session, lock_id: str, base_url: str = "") -> dict[s
         )
         view["status"] = _overall(_counts(states), run)
     summary = _counts(list(all_states.values()), len(unverified))
+    # The PyPI files of each target: counted apart (``pypi``), and in each status.
+    pypi = pypi_status(session, lock_id, base_url)
+    pypi_states: dict[str, str] = {}
+    for name, files in pypi.items():
+        view = targets.setdefault(name, {"platform": "", "packages": []})
+        view["pypi_packages"] = files
+        view["pypi"] = _counts([p["state"] for p in files])
+        pypi_states.update({p["url"] + p["sha256"]: p["state"] for p in files})
+        states = [p["state"] for p in view["packages"]] + [p["state"] for p in files]
+        view["status"] = _overall(_counts(states), run)
+    overall = _overall(summary, run)
+    if pypi_states:
+        overall = _overall(_counts([*all_states.values(), *pypi_states.values()]), run)
     return {
         "lock_id": lock_id,
-        "status": _overall(summary, run),
+        "status": overall,
+        "pypi": _counts(list(pypi_states.values())),
         "requested_at": format_time(run.requested_at) if run else None,
         "started_at": format_time(run.started_at) if run else None,
         "finished_at": format_time(run.finished_at) if run else None,

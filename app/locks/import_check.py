@@ -1,5 +1,12 @@
 """Checking imported entries against their channels' repodata, and taking the records from it.
 
+PyPI entries (conda-lock's `manager: pip`, pixi.lock's `pypi:`) are looked up on the
+project page (PEP 691 JSON, or PEP 503 HTML) of an allowed index (the one the file names,
+else the service's default), through the same egress proxy as a PyPI resolution; the
+file's sha256 must be the page's. Size comes from the page (or the file's
+Content-Length), the requirements from the wheel's core metadata (PEP 658), as a solve
+records them.
+
 Each package URL is split into channel, subdir and filename; the channel must pass the
 same allowlist a solve does (the service must not fetch arbitrary URLs). Repodata is read
 with py-rattler's Gateway (sharded repodata where the channel has it, and the same on-disk
@@ -11,19 +18,28 @@ carries the channel's full record (depends, size, both hashes).
 from __future__ import annotations
 
 import asyncio
+import html
+import json
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
 
+import httpx
 import rattler
+from packaging.utils import canonicalize_name
 
 from app.config import Settings
 from app.core import egress_proxy
 from app.core.channels import ChannelError, fetch_refusal, is_allowed, normalise_url
 from app.core.filenames import upstream_record_problem
-from app.locks.formats.entries import Entry, LineError, ParsedFile, subdir_of
+from app.core.pypi_spec import PyPIPolicy, index_refusal
+from app.locks.formats.entries import Entry, LineError, ParsedFile, PyPIEntry, subdir_of
+from app.locks.pypi_records import LockedPyPIPackage
 from app.locks.store import LockedRecord, LockedTarget
+from app.solve.pypi_lock import core_metadata, policy_of, pypi_proxy
 
 
 @dataclass(frozen=True)
@@ -192,6 +208,211 @@ def verify(parsed: ParsedFile, settings: Settings) -> tuple[list[LockedTarget], 
                 tuple(sorted(records.values(), key=lambda r: r.name)),
             )
         )
+    pypi, pypi_errors, pypi_read = verify_pypi(parsed, settings)
+    errors += pypi_errors
     if errors:
         raise ImportRefused(errors)
-    return targets, {"repodata": read, "hashes_checked": checked}
+    targets = [replace(t, pypi_packages=pypi.get(t.name, ())) for t in targets]
+    return targets, {"repodata": read, "hashes_checked": checked, **pypi_read}
+
+
+# --- the PyPI part ----------------------------------------------------------------------
+
+#: Bytes of one project page read at most (PyPI's largest JSON pages are a few MB).
+MAX_PROJECT_PAGE = 32 * 1024 * 1024
+_SIMPLE_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
+    "text/html;q=0.01"
+)
+_ANCHOR = re.compile(r"<a\s([^>]*)>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r'([\w-]+)\s*=\s*"([^"]*)"')
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """One file as an index's project page lists it."""
+
+    url: str
+    filename: str
+    sha256: str | None
+    size: int | None
+    requires_python: str | None
+
+
+def _project_files(page: str, url: str, is_json: bool) -> list[ListedFile]:
+    """The files of a PEP 691 JSON or PEP 503 HTML project page."""
+    files = []
+    if is_json:
+        data = json.loads(page)
+        for item in data.get("files") or []:
+            if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+                continue
+            hashes = item.get("hashes") if isinstance(item.get("hashes"), dict) else {}
+            size = item.get("size")
+            files.append(
+                ListedFile(
+                    urljoin(url, item["url"]).split("#", 1)[0],
+                    str(item.get("filename") or ""),
+                    hashes.get("sha256"),
+                    size if isinstance(size, int) else None,
+                    item.get("requires-python") or None,
+                )
+            )
+        return files
+    for match in _ANCHOR.finditer(page):
+        attributes = {k.lower(): html.unescape(v) for k, v in _ATTRIBUTE.findall(match[1])}
+        if "href" not in attributes:
+            continue
+        href, _, fragment = urljoin(url, attributes["href"]).partition("#")
+        sha256 = fragment.removeprefix("sha256=") if fragment.startswith("sha256=") else None
+        filename = unquote(urlsplit(href).path.rsplit("/", 1)[-1])
+        files.append(
+            ListedFile(href, filename, sha256, None, attributes.get("data-requires-python"))
+        )
+    return files
+
+
+class _IndexReader:
+    """Project pages of the allowed indexes, each read once, through the PyPI egress proxy."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.pages: dict[tuple[str, str], list[ListedFile] | None] = {}
+
+    def files(self, index: str, project: str) -> list[ListedFile] | None:
+        key = (index, project)
+        if key not in self.pages:
+            self.pages[key] = self._read(f"{index}/{project}/")
+        return self.pages[key]
+
+    def _read(self, url: str) -> list[ListedFile] | None:
+        try:
+            with self.client.stream("GET", url, headers={"Accept": _SIMPLE_ACCEPT}) as response:
+                if response.status_code != 200:
+                    return None
+                body = b""
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_PROJECT_PAGE:
+                        return None
+                is_json = "json" in response.headers.get("content-type", "")
+                return _project_files(body.decode("utf-8", "replace"), str(response.url), is_json)
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def size(self, url: str) -> int | None:
+        """Content-Length of the file (for an HTML page, which gives no size)."""
+        try:
+            response = self.client.head(url)
+            length = response.headers.get("content-length")
+            return int(length) if response.status_code == 200 and length else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+
+def _candidate_indexes(entry: PyPIEntry, parsed: ParsedFile, settings: Settings) -> list[str]:
+    """Where to look for the file: the index the file names for it, the file's indexes,
+    then the service's default index."""
+    named = [entry.index, *parsed.pypi_indexes, settings.default_pypi_index]
+    return list(dict.fromkeys(i.rstrip("/") for i in named if i))
+
+
+def _check_pypi_entry(
+    entry: PyPIEntry,
+    parsed: ParsedFile,
+    settings: Settings,
+    policy: PyPIPolicy,
+    reader: _IndexReader,
+) -> tuple[LockedPyPIPackage, str]:
+    """The locked package the index lists for the entry (and the page read), or LineError."""
+    filename = unquote(urlsplit(entry.url).path.rsplit("/", 1)[-1])
+    if (reason := index_refusal(entry.url, policy)) is not None:
+        raise LineError(entry.line, f"PyPI file {filename} refused: {reason}", entry.url)
+    if not entry.sha256:
+        raise LineError(
+            entry.line, f"{filename} has no sha256, which the index's must equal", entry.url
+        )
+    indexes = [
+        i for i in _candidate_indexes(entry, parsed, settings) if not index_refusal(i, policy)
+    ]
+    project = canonicalize_name(entry.name)
+    for index in indexes:
+        listed = next(
+            (f for f in reader.files(index, project) or [] if f.url == entry.url),
+            None,
+        )
+        if listed is None:
+            continue
+        page = f"{index}/{project}/"
+        if listed.sha256 is None or listed.sha256.lower() != entry.sha256.lower():
+            raise LineError(
+                entry.line,
+                f"sha256 of {filename} is given as {entry.sha256}, but {page} says "
+                f"{listed.sha256 or 'nothing'}",
+                entry.url,
+            )
+        size = listed.size if listed.size is not None else reader.size(entry.url)
+        if size is None:
+            raise LineError(entry.line, f"{page} gives no size for {filename}", entry.url)
+        requires, requires_python = entry.requires or (), entry.requires_python
+        requires_python = listed.requires_python or requires_python
+        metadata = core_metadata(reader.client, entry.url) if filename.endswith(".whl") else None
+        if metadata is not None:  # the file's own metadata, as a solve records it
+            requires_python = metadata.get("Requires-Python") or requires_python
+            requires = tuple(metadata.get_all("Requires-Dist") or ())
+        package = LockedPyPIPackage(
+            name=str(project),
+            version=entry.version,
+            url=entry.url,
+            filename=listed.filename or filename,
+            sha256=listed.sha256.lower(),
+            size=size,
+            requires_python=requires_python,
+            requires=tuple(requires),
+            kind="index",
+            index=index,
+        )
+        return package, page
+    raise LineError(
+        entry.line,
+        f"{filename} is not listed by {' or '.join(f'{i}/{project}/' for i in indexes)} "
+        f"(the allowed indexes the file names, and {settings.default_pypi_index})",
+        entry.url,
+    )
+
+
+def verify_pypi(
+    parsed: ParsedFile, settings: Settings
+) -> tuple[dict[str, tuple[LockedPyPIPackage, ...]], list[LineError], dict[str, Any]]:
+    """Each target's PyPI packages, checked against the index that lists them: the file's
+    sha256 must be the index's. Returns the packages, the lines refused and what was read."""
+    entries = [(t.name, e) for t in parsed.targets for e in t.pypi_entries]
+    if not entries:
+        return {}, [], {}
+    policy = policy_of(settings)
+    proxy = pypi_proxy(policy)
+    found: dict[str, list[LockedPyPIPackage]] = {t.name: [] for t in parsed.targets}
+    errors: list[LineError] = []
+    pages: set[str] = set()
+    with httpx.Client(proxy=proxy.url, timeout=30.0, follow_redirects=True) as client:
+        reader = _IndexReader(client)
+        for target, entry in entries:
+            try:
+                package, page = _check_pypi_entry(entry, parsed, settings, policy, reader)
+            except LineError as exc:
+                errors.append(exc)
+                continue
+            if any(p.name == package.name for p in found[target]):
+                errors.append(
+                    LineError(
+                        entry.line,
+                        f"PyPI package {package.name} is listed twice for target {target}",
+                        entry.url,
+                    )
+                )
+                continue
+            found[target].append(package)
+            pages.add(page)
+    packages = {name: tuple(sorted(p, key=lambda p: (p.name, p.url))) for name, p in found.items()}
+    checked = {"pypi_pages": sorted(pages), "sha256_checked": len(entries) - len(errors)}
+    return packages, errors, {"pypi": checked}

@@ -4,6 +4,10 @@ parse (formats.py) -> check against the channels' repodata (verify.py) -> store 
 through :func:`app.locks.store.store_lock`. The lock id depends only on what the lock renders
 (its files with their metadata, targets and channels), so importing an environment that
 was also solved gives the same id; the import is recorded as one more request of it.
+
+A conda-lock.yml's `manager: pip` entries and a pixi.lock's `pypi:` packages become the
+targets' PyPI packages, each checked against the index that lists it (import_check.py).
+Local pip lines cannot be in either file, so a lock that had some imports as another.
 """
 
 from __future__ import annotations

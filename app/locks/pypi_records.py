@@ -7,8 +7,10 @@ Part of the lock's canonical form (app/locks/store.py) as :meth:`LockedPyPIPacka
      "vcs": {"type", "url", "requested_revision", "commit"} | null}
 
 ``name`` is the canonical PyPI name (PEP 503). For a VCS requirement the file is the
-source archive condarchive made of the commit (``url`` is where it is served from the
-archive once stored, ``vcs.url`` the repository).
+source archive condarchive made of the commit while locking (``git archive``, gzipped
+reproducibly, stored in the blob store under its sha256): ``url`` is
+``git+<repository>@<commit>``, ``filename`` ``<dist>-<version>.tar.gz``, and ``vcs`` says
+what was asked and what it resolved to.
 """
 
 from __future__ import annotations

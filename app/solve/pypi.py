@@ -55,6 +55,26 @@ _LINUX_ARCH = {"linux-64": "x86_64", "linux-aarch64": "aarch64"}
 _DARWIN = {"osx-64": "x86_64-apple-darwin", "osx-arm64": "aarch64-apple-darwin"}
 _WINDOWS = {"win-64": "x86_64-pc-windows-msvc"}
 
+#: What git (run by uv for VCS requirements, and by app/solve/pypi_vcs.py) sees besides
+#: the proxy: no system or user configuration, no prompt for credentials, and only http(s)
+#: transports, plus local paths where git is run directly (uv clones its own cache with
+#: them), never from a submodule (git marks those GIT_PROTOCOL_FROM_USER=0), so a
+#: submodule or a redirect cannot reach ``file://``, ``ssh://`` or ``ext::``.
+GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_CONFIG_COUNT": "4",
+    "GIT_CONFIG_KEY_0": "protocol.allow",
+    "GIT_CONFIG_VALUE_0": "never",
+    "GIT_CONFIG_KEY_1": "protocol.http.allow",
+    "GIT_CONFIG_VALUE_1": "always",
+    "GIT_CONFIG_KEY_2": "protocol.https.allow",
+    "GIT_CONFIG_VALUE_2": "always",
+    "GIT_CONFIG_KEY_3": "protocol.file.allow",
+    "GIT_CONFIG_VALUE_3": "user",
+}
+
 #: A conda-held package's stub has no upload time; this lets it past ``--exclude-newer``.
 _FOREVER = "9999-01-01T00:00:00Z"
 
@@ -91,6 +111,10 @@ class PyPIRequest:
     python: str = sys.executable
     proxy_url: str | None = None
     path: str = os.defpath
+    #: Where uv and git find the CA certificates to trust: the service's own
+    #: ``SSL_CERT_FILE``/``SSL_CERT_DIR`` (a site behind a TLS-inspecting proxy needs its
+    #: CA); no secret, and nothing else of the process's environment.
+    trust: Mapping[str, str] = field(default_factory=lambda: trust_environment(os.environ))
 
 
 @dataclass(frozen=True)
@@ -112,6 +136,22 @@ class PyPIPackage:
     size: int | None
     requires_python: str | None = None
     requires: tuple[str, ...] = ()
+    #: ``index``: a file of an index; ``url``: a direct reference (pylock's ``archive``,
+    #: ``url`` the file, ``sha256`` uv's when it hashed it, else ""); ``vcs``: a commit
+    #: of a repository (``url`` the repository, no file yet: ``sha256`` "", ``size`` None).
+    kind: Literal["index", "url", "vcs"] = "index"
+    vcs: VcsSource | None = None
+
+
+@dataclass(frozen=True)
+class VcsSource:
+    """A VCS requirement as uv resolved it (pylock.toml's ``vcs`` table)."""
+
+    type: str
+    url: str  # the repository, as uv fetched it
+    commit: str
+    requested_revision: str | None = None
+    subdirectory: str | None = None
 
 
 class PyPIFailure(Exception):
@@ -149,6 +189,14 @@ def python_platform(target: Target) -> tuple[str, dict[str, str]]:
     if target.platform in _WINDOWS:
         return _WINDOWS[target.platform], {}
     raise PyPIFailure("platform", f"target {target.name}: uv cannot resolve for {target.platform}")
+
+
+#: Variables that say which CA certificates to trust (uv reads SSL_CERT_*, git its own).
+TRUST_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "GIT_SSL_CAINFO")
+
+
+def trust_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {name: environ[name] for name in TRUST_VARIABLES if environ.get(name)}
 
 
 def stub_wheel(name: str, version: str) -> tuple[str, bytes]:
@@ -235,8 +283,10 @@ def uv_environment(request: PyPIRequest, scratch: Path, extra: Mapping[str, str]
         "TMPDIR": str(scratch / "tmp"),
         "LC_ALL": "C.UTF-8",
         "NO_COLOR": "1",
+        **GIT_ENV,
         **extra,
     }
+    env.update(request.trust)
     if request.proxy_url:
         # upper case for uv, lower case for git (which uv runs for VCS requirements)
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
@@ -369,14 +419,24 @@ def _tag_rank(python: str, abi: str, platform: str) -> tuple[object, ...]:
 
 
 def parse_pylock(text: str) -> list[PyPIPackage]:
-    """pylock.toml (PEP 751) from uv, one target: each package's one file."""
+    """pylock.toml (PEP 751) from uv, one target: each package's one file, or the commit
+    of a VCS requirement (``vcs``), or a direct URL's file (``archive``)."""
     document = tomllib.loads(text)
     packages = []
     for entry in document.get("packages", []):
+        if "vcs" in entry:
+            packages.append(_vcs_package(entry))
+            continue
+        if "archive" in entry:
+            packages.append(_archive_package(entry))
+            continue
         wheels = entry.get("wheels") or []
         chosen = min(wheels, key=wheel_preference) if wheels else entry.get("sdist")
         if chosen is None:
-            raise PyPIFailure("resolver", f"{entry['name']}: uv gave no file (a VCS or path?)")
+            kinds = sorted(k for k in ("directory", "path") if k in entry)
+            raise PyPIFailure(
+                "resolver", f"{entry['name']}: uv gave no file ({', '.join(kinds) or 'none'})"
+            )
         url = chosen["url"]
         packages.append(
             PyPIPackage(
@@ -390,3 +450,53 @@ def parse_pylock(text: str) -> list[PyPIPackage]:
             )
         )
     return sorted(packages, key=lambda p: p.name)
+
+
+def _vcs_package(entry: Mapping[str, object]) -> PyPIPackage:
+    """``vcs = {type, url, requested-revision?, commit-id, subdirectory?}`` (uv 0.13)."""
+    table = entry["vcs"]
+    assert isinstance(table, Mapping)
+    commit = str(table.get("commit-id") or "")
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise PyPIFailure("resolver", f"{entry['name']}: uv gave no commit for {table.get('url')}")
+    source = VcsSource(
+        type=str(table.get("type") or "git"),
+        url=str(table["url"]),
+        commit=commit,
+        requested_revision=_optional(table.get("requested-revision")),
+        subdirectory=_optional(table.get("subdirectory")),
+    )
+    return PyPIPackage(
+        name=str(entry["name"]),
+        version=str(entry.get("version") or f"0+g{commit[:12]}"),
+        url=source.url,
+        filename="",
+        sha256="",
+        size=None,
+        requires_python=_optional(entry.get("requires-python")),
+        kind="vcs",
+        vcs=source,
+    )
+
+
+def _archive_package(entry: Mapping[str, object]) -> PyPIPackage:
+    """``archive = {url, hashes?, size?}``: a direct reference (``name @ https://…``)."""
+    table = entry["archive"]
+    assert isinstance(table, Mapping)
+    hashes = table.get("hashes") or {}
+    assert isinstance(hashes, Mapping)
+    size = table.get("size")
+    return PyPIPackage(
+        name=str(entry["name"]),
+        version=str(entry.get("version") or ""),
+        url=str(table["url"]),
+        filename=_filename(table),
+        sha256=str(hashes.get("sha256") or ""),
+        size=int(size) if isinstance(size, int) else None,
+        requires_python=_optional(entry.get("requires-python")),
+        kind="url",
+    )
+
+
+def _optional(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None

@@ -76,11 +76,24 @@ class PackageChange(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
 
+class PyPITargetDiff(BaseModel):
+    """A target's PyPI packages compared (each entry has "source": "pypi"), and its
+    local pip lines (not archived) as lines."""
+
+    added: list[dict[str, Any]] = Field(default_factory=list)
+    removed: list[dict[str, Any]] = Field(default_factory=list)
+    changed: list[PackageChange] = Field(default_factory=list)
+    unchanged: int = 0
+    local_added: list[str] = Field(default_factory=list)
+    local_removed: list[str] = Field(default_factory=list)
+
+
 class TargetDiff(BaseModel):
     added: list[dict[str, Any]]
     removed: list[dict[str, Any]]
     changed: list[PackageChange]
     unchanged: int
+    pypi: PyPITargetDiff = Field(default_factory=PyPITargetDiff)
     in_: Literal["both", "a", "b"] = Field(alias="in")
     platform: dict[str, str | None]
 
@@ -92,7 +105,8 @@ class LockDiff(BaseModel):
     b: str
     identical: bool
     targets: dict[str, TargetDiff]
-    summary: dict[str, int]
+    summary: dict[str, int]  # conda and PyPI packages together
+    pypi_summary: dict[str, int] = Field(default_factory=dict)
 
 
 class LockRequestView(BaseModel):

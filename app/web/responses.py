@@ -52,6 +52,30 @@ PERMALINK: dict[int | str, dict[str, Any]] = {
     404: page_error("no such lock, or no such target"),
     409: page_error("the lock cannot be written in this format, or is not archived yet"),
 }
+#: The PyPI simple index of the archive (`/pypi/...`): HTML or PEP 691 JSON pages.
+SIMPLE_PAGE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "a PEP 503 page, or PEP 691 JSON when asked for it",
+        "content": {
+            "text/html": {"schema": {"type": "string"}},
+            "application/vnd.pypi.simple.v1+json": {"schema": {"type": "object"}},
+            "application/vnd.pypi.simple.v1+html": {"schema": {"type": "string"}},
+        },
+    },
+    301: {"description": "a name that is not normalised: redirected to the normalised one"},
+    304: {"description": "not modified (If-None-Match)"},
+    404: error("no archived file of this project"),
+    502: error("a proxied index failed"),
+}
+PYPI_FILE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the archived file's bytes",
+        "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+    },
+    304: {"description": "not modified (If-None-Match)"},
+    404: error("no archived PyPI file with this sha256 and name"),
+    502: error("a proxied index failed, or served other bytes than it listed"),
+}
 #: The archive channels (`/channels/...`).
 CHANNEL: dict[int | str, dict[str, Any]] = {
     302: {"description": "the package is in an object store: redirected there"},

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.locks.formats import conda_lock, environment_yml, explicit, pixi
+from app.locks.formats import (
+    conda_lock,
+    environment_yml,
+    explicit,
+    pixi,
+    pylock,
+    requirements,
+)
 from app.locks.formats.base import CannotExpress, Lock, LockfileError, UnknownTarget
 
 
@@ -37,13 +44,38 @@ FORMATS: dict[str, Format] = {
     "env": Format(
         "env", environment_yml.MEDIA_TYPE, True, _text(environment_yml.render_environment_yml)
     ),
+    "requirements": Format(
+        "requirements",
+        requirements.MEDIA_TYPE,
+        True,
+        _text(lambda lock, target: requirements.render_requirements(lock, target)),
+    ),
+    "pylock": Format(
+        "pylock", pylock.MEDIA_TYPE, True, _text(lambda lock, t: pylock.render_pylock(lock, t))
+    ),
+}
+
+#: Formats of the PyPI part alone, which can point at the archive's copies (`urls`).
+PYPI_RENDERERS: dict[str, Callable[[Lock, str | None, dict[str, str] | None], str]] = {
+    "requirements": requirements.render_requirements,
+    "pylock": pylock.render_pylock,
 }
 
 
-def render(fmt: str, lock: Lock, target: str | None = None) -> bytes:
-    """Render `lock` as `fmt`; raises :class:`LockfileError` subclasses a route maps to 4xx."""
+def render(
+    fmt: str, lock: Lock, target: str | None = None, urls: dict[str, str] | None = None
+) -> bytes:
+    """Render `lock` as `fmt`; raises :class:`LockfileError` subclasses a route maps to 4xx.
+
+    `urls` (original URL -> archive URL) is for the PyPI formats only
+    (:data:`PYPI_RENDERERS`): their files then point at the archive's copies.
+    """
     if fmt not in FORMATS:
         raise LockfileError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if urls is not None:
+        if fmt not in PYPI_RENDERERS:
+            raise LockfileError(f"{fmt} cannot be rendered from archive URLs here")
+        return PYPI_RENDERERS[fmt](lock, target, urls).encode()
     return FORMATS[fmt].render(lock, target)
 
 
@@ -51,6 +83,8 @@ def formats_for(lock: Lock) -> list[str]:
     """The formats that can express this whole lock (for a 409 that says where to go)."""
     able = []
     for name in FORMATS:
+        if name in PYPI_RENDERERS:  # the PyPI part only
+            continue
         if name == "conda-lock":
             try:
                 conda_lock.check_expressible(lock)
@@ -62,6 +96,7 @@ def formats_for(lock: Lock) -> list[str]:
 
 __all__ = [
     "FORMATS",
+    "PYPI_RENDERERS",
     "CannotExpress",
     "Format",
     "LockfileError",

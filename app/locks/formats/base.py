@@ -107,3 +107,41 @@ def env_name(lock: Lock) -> str:
     if isinstance(name, str) and name.strip():
         return name.strip()
     return f"lock-{lock['id'][:12]}"
+
+
+# --- the PyPI part ----------------------------------------------------------------------
+
+
+def pypi_packages(target: dict[str, Any]) -> list[Package]:
+    """A target's PyPI packages (app/locks/pypi_records.py fields), sorted by name, url."""
+    return sorted(target.get("pypi_packages") or [], key=lambda p: (p["name"], p["url"]))
+
+
+def pypi_local(target: dict[str, Any]) -> list[str]:
+    """The target's pip lines that are the researcher's own code, recorded, not archived."""
+    return list(target.get("pypi_local") or [])
+
+
+def single_index(packages: list[Package]) -> str | None:
+    """The one index every index package of the list came from, when there is one."""
+    indexes = {p.get("index") for p in packages if p.get("kind", "index") == "index"}
+    if len(indexes) == 1 and None not in indexes:
+        return indexes.pop()
+    return None
+
+
+def conda_python(target: dict[str, Any]) -> str | None:
+    """The version of the conda `python` package of the target, if it has one."""
+    for package in target.get("packages") or []:
+        if package["name"] == "python":
+            return str(package["version"])
+    return None
+
+
+def file_url(package: Package, urls: dict[str, str] | None) -> str:
+    """Where the file is fetched: its archived copy when `urls` maps it, else upstream."""
+    return (urls or {}).get(package["url"], package["url"])
+
+
+def local_comment(line: str) -> str:
+    return f"# local, not archived: {line}"

@@ -13,8 +13,15 @@ compares it with its own input hash to decide whether to re-lock, which can neve
 for a file it did not write; `conda-lock install` ignores it). The creation time is the
 lock's own, so the file never changes.
 
+The PyPI part is written as conda-lock 4 writes it: one `manager: pip` entry per
+(file, platform) with `dependencies` from the file's Requires-Dist (markers dropped,
+extras left out), the file `url` and `hash: {sha256}`. The index they came from goes in
+`custom_metadata` (:data:`PYPI_INDEXES_KEY`). Local pip lines (the researcher's own code)
+cannot be expressed: the header comment lists them.
+
 Reading it back: one target per platform, named as condarchive wrote them, if so
-(:data:`TARGET_KEY` and :data:`VIRTUAL_PACKAGES_KEY` in `custom_metadata`).
+(:data:`TARGET_KEY` and :data:`VIRTUAL_PACKAGES_KEY` in `custom_metadata`); `manager: pip`
+entries become that platform's PyPI entries, checked against their index by the importer.
 """
 
 from __future__ import annotations
@@ -22,11 +29,29 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from app.core import safe_yaml
 from app.core.canonical import sha256_of
-from app.locks.formats.base import CannotExpress, Lock, Package, dependency_name
-from app.locks.formats.entries import Entry, LineError, ParsedFile, check_url, make_target
+from app.locks.formats.base import (
+    CannotExpress,
+    Lock,
+    Package,
+    dependency_name,
+    local_comment,
+    pypi_local,
+    pypi_packages,
+)
+from app.locks.formats.entries import (
+    Entry,
+    LineError,
+    ParsedFile,
+    PyPIEntry,
+    check_pypi_url,
+    check_url,
+    make_target,
+)
 
 MEDIA_TYPE = "application/yaml; charset=utf-8"
 FORMAT = "conda-lock"
@@ -34,6 +59,7 @@ FORMAT = "conda-lock"
 LOCK_KEY = "condarchive.lock"
 TARGET_KEY = "condarchive.target.{platform}"
 VIRTUAL_PACKAGES_KEY = "condarchive.virtual_packages.{platform}"
+PYPI_INDEXES_KEY = "condarchive.pypi_indexes"
 
 
 def _dependencies(package: Package) -> dict[str, str]:
@@ -50,6 +76,39 @@ def _dependencies(package: Package) -> dict[str, str]:
         if version and version not in merged[name]:
             merged[name].append(version)
     return {name: ",".join(versions) for name, versions in sorted(merged.items())}
+
+
+def _pip_dependencies(package: Package) -> dict[str, str]:
+    """Requires-Dist lines as conda-lock writes them: ``{name: specifier or "*"}``, without
+    markers; requirements only an extra asks for are left out."""
+    merged: dict[str, list[str]] = {}
+    for line in package.get("requires") or []:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is not None and "extra" in str(requirement.marker):
+            continue
+        name = canonicalize_name(requirement.name)
+        spec = str(requirement.specifier)
+        merged.setdefault(name, [])
+        if spec and spec not in merged[name]:
+            merged[name].append(spec)
+    return {name: ",".join(specs) or "*" for name, specs in sorted(merged.items())}
+
+
+def _pip_entry(package: Package, platform: str) -> dict[str, Any]:
+    return {
+        "name": package["name"],
+        "version": package["version"],
+        "manager": "pip",
+        "platform": platform,
+        "dependencies": _pip_dependencies(package),
+        "url": package["url"],
+        "hash": {"sha256": package["sha256"]},
+        "category": "main",
+        "optional": False,
+    }
 
 
 def _target_hash(target: dict[str, Any]) -> str:
@@ -92,6 +151,11 @@ def render_conda_lock(lock: Lock) -> str:
         custom[VIRTUAL_PACKAGES_KEY.format(platform=target["platform"])] = " ".join(
             target["virtual_packages"]
         )
+    indexes = list(
+        dict.fromkeys(p["index"] for _, t in targets for p in pypi_packages(t) if p.get("index"))
+    )
+    if indexes:
+        custom[PYPI_INDEXES_KEY] = " ".join(indexes)
     metadata: dict[str, Any] = {
         "content_hash": {t["platform"]: _target_hash(t) for _, t in targets},
         "channels": [{"url": url, "used_env_vars": []} for url in lock["spec"].get("channels", [])],
@@ -119,11 +183,19 @@ def render_conda_lock(lock: Lock) -> str:
         for _, target in targets
         for p in sorted(target["packages"], key=lambda p: (p["name"], p["url"]))
     ]
+    packages += [_pip_entry(p, t["platform"]) for _, t in targets for p in pypi_packages(t)]
     header = (
         f"# conda-lock v1 lockfile of condarchive lock {lock['id']}\n"
         "# Install this environment as YOURENV with:\n"
         "#     conda-lock install --name YOURENV conda-lock.yml\n"
     )
+    local = [(name, line) for name, t in targets for line in pypi_local(t)]
+    if local:
+        header += (
+            "# conda-lock cannot express the researcher's own code, which the lock records\n"
+            "# but does not archive; install it yourself after the environment:\n"
+        )
+        header += "".join(f"#   target {name}: {local_comment(line)[2:]}\n" for name, line in local)
     body = yaml.safe_dump(
         {"version": 1, "metadata": metadata, "package": packages},
         sort_keys=False,
@@ -163,16 +235,21 @@ def parse_conda_lock(text: str) -> ParsedFile:
     if not isinstance(packages, list) or not packages:
         raise LineError(0, "the conda-lock file lists no packages")
     by_platform: dict[str, list[Entry]] = {}
+    pip_by_platform: dict[str, list[PyPIEntry]] = {}
     first_line: dict[str, int] = {}
     for index, package in enumerate(packages):
         number = lines[index] if index < len(lines) else 0
         if not isinstance(package, dict):
             raise LineError(number, "a package entry must be a mapping")
+        if package.get("manager") == "pip":
+            entry = _pip_parsed(package, number)
+            pip_by_platform.setdefault(str(package.get("platform") or ""), []).append(entry)
+            continue
         if package.get("manager") != "conda":
             raise LineError(
                 number,
                 f"{package.get('name')!r} is a {package.get('manager')} package; "
-                "only conda packages can be archived",
+                "only conda and pip packages can be archived",
             )
         url, platform = str(package.get("url") or ""), str(package.get("platform") or "")
         check_url(number, url)
@@ -180,6 +257,13 @@ def parse_conda_lock(text: str) -> ParsedFile:
         md5, sha256 = (_text(hashes.get(key), f"hash.{key}", number) for key in ("md5", "sha256"))
         by_platform.setdefault(platform, []).append(Entry(number, url, md5, sha256))
         first_line.setdefault(platform, number)
+    for platform, pip_entries in pip_by_platform.items():
+        if platform not in by_platform:
+            raise LineError(
+                pip_entries[0].line,
+                f"pip package {pip_entries[0].name!r} is for platform {platform!r}, "
+                "which has no conda packages (and so no Python)",
+            )
     targets = []
     for platform, entries in sorted(by_platform.items()):
         target_key = TARGET_KEY.format(platform=platform)
@@ -187,7 +271,14 @@ def parse_conda_lock(text: str) -> ParsedFile:
         name = _text(custom.get(target_key), f"metadata.custom_metadata[{target_key!r}]")
         vps = _text(custom.get(vps_key), f"metadata.custom_metadata[{vps_key!r}]")
         targets.append(
-            make_target(name, platform, (vps or "").split() or None, entries, first_line[platform])
+            make_target(
+                name,
+                platform,
+                (vps or "").split() or None,
+                entries,
+                first_line[platform],
+                pip_by_platform.get(platform),
+            )
         )
     channels = metadata.get("channels") or []
     if not isinstance(channels, list):
@@ -196,7 +287,25 @@ def parse_conda_lock(text: str) -> ParsedFile:
         _text(c.get("url") if isinstance(c, dict) else c, f"metadata.channels[{i}]") or ""
         for i, c in enumerate(channels)
     )
-    return ParsedFile("conda-lock", tuple(targets), urls)
+    indexes = _text(custom.get(PYPI_INDEXES_KEY), f"metadata.custom_metadata[{PYPI_INDEXES_KEY!r}]")
+    return ParsedFile("conda-lock", tuple(targets), urls, tuple((indexes or "").split()))
+
+
+def _pip_parsed(package: dict[str, Any], number: int) -> PyPIEntry:
+    """A `manager: pip` entry: name, version, url and its sha256 (conda-lock writes no more
+    than the dependency names, so requirements come from the index)."""
+    name = _text(package.get("name"), "name", number)
+    version = _text(package.get("version"), "version", number)
+    url = _text(package.get("url"), "url", number) or ""
+    if not name or not version:
+        raise LineError(number, "a pip package entry needs a name and a version")
+    url, _, fragment = url.partition("#")
+    check_pypi_url(number, url)
+    hashes = _mapping(package.get("hash"), "hash", number)
+    sha256 = _text(hashes.get("sha256"), "hash.sha256", number)
+    if sha256 is None and fragment.startswith("sha256="):
+        sha256 = fragment.removeprefix("sha256=")
+    return PyPIEntry(number, str(canonicalize_name(name)), str(version), url, sha256)
 
 
 def _kind(value: object) -> str:

@@ -40,11 +40,31 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class PyPIEntry:
+    """One PyPI file of a target as the file states it; the index is asked for the rest.
+
+    `requires` and `requires_python` are what the file says (pixi.lock carries them,
+    conda-lock.yml does not); the importer prefers the file's core metadata (PEP 658).
+    `index` is the index the file names for it, if any.
+    """
+
+    line: int
+    name: str
+    version: str
+    url: str
+    sha256: str | None
+    requires: tuple[str, ...] | None = None
+    requires_python: str | None = None
+    index: str | None = None
+
+
+@dataclass(frozen=True)
 class ParsedTarget:
     name: str
     platform: str
     virtual_packages: tuple[str, ...]
     entries: tuple[Entry, ...]
+    pypi_entries: tuple[PyPIEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -52,6 +72,7 @@ class ParsedFile:
     format: str
     targets: tuple[ParsedTarget, ...]
     channels: tuple[str, ...]  # as the file declares them (names or URLs), may be empty
+    pypi_indexes: tuple[str, ...] = ()  # PyPI indexes the file declares, in its order
 
 
 def check_url(line: int, url: str) -> None:
@@ -75,7 +96,12 @@ def subdir_of(url: str) -> str:
 
 
 def make_target(
-    name: str | None, platform: str, vps: list[str] | None, entries: list[Entry], line: int
+    name: str | None,
+    platform: str,
+    vps: list[str] | None,
+    entries: list[Entry],
+    line: int,
+    pypi_entries: list[PyPIEntry] | None = None,
 ) -> ParsedTarget:
     """Validate the target the file names (or one named after its platform).
 
@@ -87,4 +113,17 @@ def make_target(
         parsed = sorted({parse_virtual_package(v, LOC) for v in vps or []})
     except InputError as exc:
         raise LineError(line, exc.msg, exc.value) from exc
-    return ParsedTarget(target.name, target.platform, tuple(parsed), tuple(entries))
+    return ParsedTarget(
+        target.name, target.platform, tuple(parsed), tuple(entries), tuple(pypi_entries or ())
+    )
+
+
+def check_pypi_url(line: int, url: str) -> None:
+    """A PyPI file URL: http(s), a wheel or an sdist, no '.' or '..' segments."""
+    if not url.startswith(("http://", "https://")):
+        raise LineError(line, f"{url!r} is not an http(s) PyPI file URL", url)
+    path = unquote(urlsplit(url).path)
+    if any(segment in (".", "..") for segment in path.replace("\\", "/").split("/")):
+        raise LineError(line, f"{url!r} has '.' or '..' in its path", url)
+    if not path.endswith((".whl", ".tar.gz", ".zip")):
+        raise LineError(line, f"{url!r} is not a wheel or sdist URL", url)

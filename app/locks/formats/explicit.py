@@ -8,6 +8,10 @@ importer reads back and verifies. Header comments name the lock, the target and 
 packages (`# condarchive-target:`, `# condarchive-virtual-packages:`), so importing the file
 again yields the same lock id.
 
+The file is conda-only: when the target also has PyPI packages, a comment says they are
+in the lock's `requirements/{target}.txt` (pip cannot read an explicit file, nor conda
+a wheel).
+
 Lines are in dependency order (dependencies first), because an explicit install runs no
 solver and links packages in file order.
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-from app.locks.formats.base import Lock, select_target, topological
+from app.locks.formats.base import Lock, pypi_local, pypi_packages, select_target, topological
 from app.locks.formats.entries import (
     Entry,
     LineError,
@@ -44,8 +48,13 @@ def render_explicit(lock: Lock, target: str | None) -> str:
         f"# condarchive-lock: {lock['id']}",
         f"# condarchive-target: {name}",
         f"# condarchive-virtual-packages: {' '.join(data['virtual_packages'])}".rstrip(),
-        "@EXPLICIT",
     ]
+    if pypi_packages(data) or pypi_local(data):
+        lines += [
+            f"# PyPI packages of this target ({len(pypi_packages(data))}) are not in this file:",
+            f"#   /l/{lock['id']}/requirements/{name}.txt (pip install --require-hashes -r)",
+        ]
+    lines.append("@EXPLICIT")
     for package in topological(data["packages"]):
         if package.get("sha256"):
             lines.append(f"# sha256: {package['sha256']}")

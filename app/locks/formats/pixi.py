@@ -9,8 +9,15 @@ rebuilt from the lock's package fields (plus `constrains`, `noarch`, `timestamp`
 py-rattler only writes lockfiles to a path, so the file goes through a private temporary
 directory; its bytes depend only on the lock.
 
+The PyPI part: py-rattler 0.28 adds a PyPI package with only its name, version and
+location, so the file is written, each `pypi:` entry under `packages:` is given its
+`sha256`, `requires_dist` and `requires_python` (and the environment its `indexes`), and
+py-rattler reads it and writes it again: the bytes are py-rattler's own layout, and what
+it reads back is the whole record. Local pip lines have no place in pixi.lock and are
+left out (the lock's page and requirements file list them).
+
 Reading it back: py-rattler reads the file; one target per (named) platform of one
-environment.
+environment, with that platform's PyPI packages.
 """
 
 from __future__ import annotations
@@ -21,9 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import rattler
+import yaml
 
-from app.locks.formats.base import CannotExpress, Lock, Package
-from app.locks.formats.entries import Entry, LineError, ParsedFile, check_url, make_target
+from app.core import safe_yaml
+from app.locks.formats.base import CannotExpress, Lock, Package, pypi_packages
+from app.locks.formats.entries import (
+    Entry,
+    LineError,
+    ParsedFile,
+    PyPIEntry,
+    check_pypi_url,
+    check_url,
+    make_target,
+)
 
 MEDIA_TYPE = "application/yaml; charset=utf-8"
 FORMAT = "pixi"
@@ -84,12 +101,42 @@ def render_pixi(lock: Lock) -> bytes:
             )
             for package in packages:
                 lockfile.add_conda_package(ENVIRONMENT, platforms[name], _record(package))
+            for pypi in pypi_packages(lock["targets"][name]):
+                lockfile.add_pypi_package(
+                    ENVIRONMENT, platforms[name], pypi["name"], pypi["version"], pypi["url"]
+                )
     except Exception as exc:  # py-rattler raises its own exception types
         raise CannotExpress(FORMAT, f"pixi.lock cannot hold this lock: {exc}") from exc
+    pypi = {p["url"]: p for t in lock["targets"].values() for p in pypi_packages(t)}
     with tempfile.TemporaryDirectory(prefix="condarchive-pixi-") as tmp:
         path = Path(tmp) / "pixi.lock"
         lockfile.to_path(path)
+        if pypi:
+            _complete_pypi(path, pypi)
         return path.read_bytes()
+
+
+def _complete_pypi(path: Path, pypi: dict[str, Package]) -> None:
+    """Give each `pypi:` entry the fields py-rattler's writer takes no argument for, then
+    let py-rattler read and write the file again (its own layout and key order)."""
+    document = yaml.safe_load(path.read_text())
+    for entry in document.get("packages") or []:
+        package = pypi.get(entry.get("pypi"))
+        if package is None:
+            continue
+        entry["sha256"] = package["sha256"]
+        if package.get("requires"):
+            entry["requires_dist"] = list(package["requires"])
+        if package.get("requires_python"):
+            entry["requires_python"] = package["requires_python"]
+    indexes = list(dict.fromkeys(p["index"] for p in pypi.values() if p.get("index")))
+    if indexes:
+        document["environments"][ENVIRONMENT]["indexes"] = indexes
+    path.write_text(yaml.safe_dump(document, sort_keys=False, width=4096))
+    try:
+        rattler.LockFile.from_path(path).to_path(path)
+    except Exception as exc:  # py-rattler raises its own exception types
+        raise CannotExpress(FORMAT, f"pixi.lock cannot hold this lock: {exc}") from exc
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -125,10 +172,13 @@ def parse_pixi(text: str, environment: str | None = None) -> ParsedFile:
         )
     env = environments[environment]
     lines = text.splitlines()
+    declared = _declared_indexes(text, environment)
     targets = []
     for platform in sorted(env.platforms(), key=lambda p: p.name):
         packages = env.packages(platform) or []
         for package in packages:
+            if isinstance(package, rattler.PypiLockedPackage):
+                continue
             if not isinstance(package, rattler.CondaLockedBinaryPackage):
                 raise LineError(
                     _last_line_with(lines, str(package.location)),
@@ -149,7 +199,58 @@ def parse_pixi(text: str, environment: str | None = None) -> ParsedFile:
                 )
             )
         entries.sort(key=lambda e: e.line)
+        pypi = [
+            _pypi_entry(package, lines, declared[1])
+            for package in env.pypi_packages_for_platform(platform) or []
+        ]
+        pypi.sort(key=lambda e: e.line)
         vps = list(platform.virtual_packages or [])
-        targets.append(make_target(platform.name, str(platform.subdir), vps or None, entries, 0))
+        targets.append(
+            make_target(platform.name, str(platform.subdir), vps or None, entries, 0, pypi)
+        )
     channels = tuple(str(c) for c in env.channels())
-    return ParsedFile("pixi", tuple(targets), channels)
+    return ParsedFile("pixi", tuple(targets), channels, declared[0])
+
+
+def _declared_indexes(text: str, environment: str) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The environment's `indexes`, and each `pypi:` entry's `index` (by URL): what
+    py-rattler 0.28 does not expose."""
+    try:
+        document = safe_yaml.load(text)
+    except yaml.YAMLError:
+        return (), {}
+    if not isinstance(document, dict):
+        return (), {}
+    env = (document.get("environments") or {}).get(environment)
+    indexes = env.get("indexes") if isinstance(env, dict) else None
+    declared = tuple(i for i in indexes or [] if isinstance(i, str))
+    by_url = {
+        str(e["pypi"]): e["index"]
+        for e in document.get("packages") or []
+        if isinstance(e, dict) and isinstance(e.get("pypi"), str)
+        if isinstance(e.get("index"), str)
+    }
+    return declared, by_url
+
+
+def _pypi_entry(
+    package: rattler.PypiLockedPackage, lines: list[str], index_of: dict[str, str]
+) -> PyPIEntry:
+    location = str(package.location)
+    url, _, fragment = location.partition("#")
+    number = _last_line_with(lines, f"pypi: {location}") or _last_line_with(lines, location)
+    check_pypi_url(number, url)
+    hashes = package.hashes
+    sha256 = hashes.sha256.hex() if hashes is not None and hashes.sha256 else None
+    if sha256 is None and fragment.startswith("sha256="):
+        sha256 = fragment.removeprefix("sha256=")
+    return PyPIEntry(
+        number,
+        package.name,
+        str(package.version),
+        url,
+        sha256,
+        tuple(package.requires_dist or ()),
+        package.requires_python,
+        index_of.get(location),
+    )

@@ -52,12 +52,31 @@ class Counts(BaseModel):
     unverified: int = 0  # archived, but with no hash in the record to check the bytes by
 
 
+class ArchivedPyPIView(BaseModel):
+    name: str
+    version: str
+    kind: str
+    filename: str
+    url: str
+    sha256: str
+    size: int
+    state: PackageState
+    reason: str | None = None
+    attempts: int
+    archived_at: str | None = None
+    blob_sha256: str | None = None
+    blob_size: int | None = None
+    archive_url: str | None = None  # /pypi/files/{sha256}/{filename}
+
+
 class ArchiveTargetView(Counts):
     platform: str
     status: str
     bytes_total: int
     bytes_archived: int
     packages: list[ArchivedPackageView]
+    pypi: Counts | None = None  # the target's PyPI files (when it has any)
+    pypi_packages: list[ArchivedPyPIView] = []
 
 
 class ArchiveView(BaseModel):
@@ -67,7 +86,8 @@ class ArchiveView(BaseModel):
     started_at: str | None = None
     finished_at: str | None = None
     runs: int
-    summary: Counts
+    summary: Counts  # conda packages
+    pypi: Counts | None = None  # PyPI files (both count in `status`)
     channels: dict[str, str]  # upstream channel URL -> archive channel URL
     targets: dict[str, ArchiveTargetView]
 

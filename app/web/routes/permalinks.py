@@ -70,10 +70,12 @@ def download(
     try:
         body = render(fmt, document, target)
     except UnknownTarget as exc:
-        choices = [
-            (name, links.explicit(name) if fmt == "explicit" else links.environment_yml(name))
-            for name in exc.available
-        ]
+        link_of = {
+            "explicit": links.explicit,
+            "requirements": links.requirements,
+            "pylock": links.pylock,
+        }.get(fmt, links.environment_yml)
+        choices = [(name, link_of(name)) for name in exc.available]
         return message(request, 404 if target else 400, "Choose a target", exc.message, choices)
     except CannotExpress as exc:
         able = formats_for(document)
@@ -160,6 +162,116 @@ def explicit_from_archive(
         return message(request, 404, "Choose a target", exc.message, links)
     disposition = {"Content-Disposition": f'inline; filename="{target}.txt"'}
     return cached(request, body, FORMATS["explicit"].media_type, SHORT, disposition)
+
+
+#: The PyPI formats: route suffix and file name of one target's file.
+PYPI_FILES = {
+    "requirements": ("/requirements/{target}.txt", "{target}.txt"),
+    "pylock": ("/pylock/{target}.toml", "pylock.{target}.toml"),
+}
+
+
+def pypi_archive_urls(session: Session, lock_id: str, base_url: str) -> dict[str, str] | None:
+    """Original URL -> archive URL of the lock's archived PyPI files, or None when this
+    deployment has no PyPI archive (app/archive/pypi_views.py)."""
+    try:
+        from app.archive import pypi_views
+    except ImportError:
+        return None
+    return pypi_views.pypi_archive_urls(session, lock_id, base_url)
+
+
+def pypi_file(
+    request: Request,
+    session: Session,
+    ref: str,
+    fmt: str,
+    target: str,
+    base_url: str,
+    source: str,
+) -> Response:
+    """`requirements/{target}.txt` or `pylock/{target}.toml`, from upstream (immutable) or,
+    with ``source=archive``, from the archive's copies (409 naming every file not archived
+    yet; cached briefly, the bytes depend on this deployment's base URL)."""
+    suffix_pattern, filename_pattern = PYPI_FILES[fmt]
+    suffix = suffix_pattern.format(target=quote(target))
+    filename = filename_pattern.format(target=target)
+    if source != "archive":
+        return download(request, session, ref, suffix, fmt, target, filename, base_url)
+    lock = find(request, session, ref, suffix)
+    if isinstance(lock, Response):
+        return lock
+    document = lock_document(session, lock)
+    links = Links(f"{base_url}/l/{lock.id}")
+    if target not in document["targets"]:
+        available = sorted(document["targets"])
+        choices = [(n, f"{getattr(links, fmt)(n)}?source=archive") for n in available]
+        text = f"this lock has no target {target!r}; it has: {', '.join(available)}"
+        return message(request, 404, "Choose a target", text, choices)
+    status_url = f"{base_url}/api/v1/locks/{lock.id}/archive"
+    urls = pypi_archive_urls(session, lock.id, base_url)
+    packages = document["targets"][target].get("pypi_packages") or []
+    if urls is None and packages:
+        return message(
+            request,
+            409,
+            "No PyPI archive",
+            f"this deployment does not archive PyPI files yet, so target {target}'s "
+            f"{len(packages)} PyPI file(s) can only be fetched upstream.",
+            [("upstream URLs", getattr(links, fmt)(target))],
+        )
+    urls = urls or {}
+    missing = sorted(p["filename"] for p in packages if p["url"] not in urls)
+    if missing:
+        return message(
+            request,
+            409,
+            "Not archived yet",
+            f"{len(missing)} PyPI file(s) of target {target} are not in the archive: "
+            f"{', '.join(missing)}. See the archive status, or ask for the archive with "
+            f"POST {status_url}.",
+            [("archive status", status_url), ("upstream URLs", getattr(links, fmt)(target))],
+        )
+    body = render(fmt, document, target, urls)
+    disposition = {"Content-Disposition": f'inline; filename="{filename}"'}
+    return cached(request, body, FORMATS[fmt].media_type, SHORT, disposition)
+
+
+Source = Annotated[
+    Literal["upstream", "archive"], Query(description="archive: URLs point at our archive")
+]
+
+
+@router.api_route(
+    "/l/{ref}/requirements/{target}.txt",
+    methods=READ,
+    summary="One target's PyPI packages for pip install --require-hashes",
+)
+def permalink_requirements(
+    ref: str,
+    target: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    source: Source = "upstream",
+) -> Response:
+    return pypi_file(request, session, ref, "requirements", target, settings.base_url, source)
+
+
+@router.api_route(
+    "/l/{ref}/pylock/{target}.toml",
+    methods=READ,
+    summary="One target's PyPI packages as a PEP 751 pylock.toml",
+)
+def permalink_pylock(
+    ref: str,
+    target: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    source: Source = "upstream",
+) -> Response:
+    return pypi_file(request, session, ref, "pylock", target, settings.base_url, source)
 
 
 @router.api_route("/l/{ref}.json", methods=READ, summary="The lock as JSON (immutable)")
