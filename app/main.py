@@ -13,8 +13,10 @@ from app.web import responses as documented
 from app.web.auth import require_reader
 from app.web.input_errors import LoneSurrogates, request_validation_error
 from app.web.limits import BodySizeLimit, BodyTooLarge, LimitExceeded
-from app.web.routes import admin, docs, health, locks, pages, permalinks, solves
+from app.web.routes import admin, docs, health, locks, pages, permalinks, pypi_simple, solves
 from app.web.routes import archive as archive_api
+from app.web.routes import artifacts as artifacts_api
+from app.web.routes import bundle as bundle_api
 from app.web.routes import channels as channels_api
 
 IMPORT_PATH = "/api/v1/locks/import"  # its body limit is CONDARCHIVE_MAX_IMPORT_BYTES
@@ -39,6 +41,9 @@ def create_app() -> FastAPI:
     app.include_router(admin.router)
     app.include_router(archive_api.router, dependencies=readers)
     app.include_router(channels_api.router, dependencies=readers, responses=documented.CHANNEL)
+    app.include_router(pypi_simple.router, dependencies=readers)
+    app.include_router(artifacts_api.router, dependencies=readers, responses=documented.PERMALINK)
+    app.include_router(bundle_api.router, dependencies=readers, responses=documented.PERMALINK)
     app.include_router(permalinks.router, dependencies=readers, responses=documented.PERMALINK)
     app.include_router(pages.router, dependencies=readers)
     # Inside the size limit (added later is outermost), which bounds what it buffers.

@@ -1,7 +1,8 @@
 """The `condarchive` command: run the service, and lock environments against it.
 
 One module per group of subcommands: service.py (serve, worker, beat, db), locks.py (lock,
-show, export, import, diff, list, search), archive.py (install, verify), tokens.py (token);
+show, export, import, diff, list, search), archive.py (install, verify), bundle.py (bundle),
+tree.py (tree), tokens.py (token);
 the exit codes and what the commands share are in common.py. ``--config FILE`` (before the
 subcommand) names a TOML settings file, as CONDARCHIVE_CONFIG does; see app/config.py.
 """
@@ -21,12 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    from app.cli import archive, locks, service, tokens
+    from app.cli import archive, bundle, locks, service, tokens, tree
 
     service.register(sub)  # serve, worker, beat, db
     locks.register(sub)  # lock, show, export, import, diff, list, search
     archive.register(sub)  # install, verify
     tokens.register(sub)  # token create, list, revoke
+    tree.register(sub)  # tree
+    bundle.register(sub)  # bundle
     return parser
 
 

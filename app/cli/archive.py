@@ -25,12 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import secrets
-import shutil
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -44,12 +40,29 @@ from app.cli.common import (
     fail,
     server_url,
 )
+from app.cli.prefix import (
+    InstallFailed,
+    escapes,
+    install_staged,
+    linked_paths,
+    prefix_problems,
+    prefix_refusal,
+    runs_here,
+)
+from app.cli.pypi_install import PyPIInstallFailed, install_pypi, pypi_missing, warn_local
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the archive commands to the `condarchive` parser."""
-    install = sub.add_parser("install", help="install a locked target from the archive")
-    install.add_argument("lock_id", help="lock id or a unique prefix of 8+ characters")
+    install = sub.add_parser(
+        "install", help="install a locked target from the archive, or from an offline bundle"
+    )
+    install.add_argument("lock_id", nargs="?", help="lock id or a unique prefix of 8+ characters")
+    install.add_argument(
+        "--bundle",
+        metavar="FILE",
+        help="install from this offline bundle (condarchive bundle), with no network",
+    )
     install.add_argument("-t", "--target", help="target name (default: the lock's only target)")
     install.add_argument("-p", "--prefix", required=True, help="environment directory to create")
     install.add_argument(
@@ -109,6 +122,7 @@ def _fetch_plan(
         lock["requested"] = _requested_specs(client, lock["id"])
     packages = lock["targets"][target]["packages"]
     states = status.json()["targets"][target]["packages"]
+    lock["pypi_states"] = status.json()["targets"][target].get("pypi_packages") or []
     return target, lock, packages, states
 
 
@@ -215,8 +229,8 @@ def _check_contained(client: Any, url: str, filename: str, server: str, tmp: Pat
                 sha256.update(chunk)
                 out.write(chunk)
     try:
-        for entry, link in _linked_paths(path, tmp / f"{filename}.extracted"):
-            problem = _escapes(entry, link)
+        for entry, link in linked_paths(path, tmp / f"{filename}.extracted"):
+            problem = escapes(entry, link)
             if problem:
                 raise ValueError(
                     f"package {filename}: info/paths.json lists {entry!r}, which {problem} "
@@ -227,78 +241,18 @@ def _check_contained(client: Any, url: str, filename: str, server: str, tmp: Pat
     return sha256.hexdigest()
 
 
-def _linked_paths(package: Path, scratch: Path) -> list[tuple[str, str | None]]:
-    """(path, the symlink it lies under or None) for each path the linker writes."""
-    from rattler.package import PathsJson
-    from rattler.package_streaming import extract
-
-    try:
-        paths = PathsJson.from_package_archive(package)
-    except Exception:  # noqa: BLE001 - an old package: no paths.json, read as the linker does
-        extract(package, scratch)
-        paths = PathsJson.from_package_directory_with_deprecated_fallback(scratch)
-    entries = [(str(e.relative_path), bool(e.path_type.softlink)) for e in paths.paths]
-    links = {path for path, softlink in entries if softlink}
-    found: list[tuple[str, str | None]] = []
-    for path, _ in entries:
-        parts = path.replace("\\", "/").split("/")
-        parents = ("/".join(parts[:n]) for n in range(1, len(parts)))
-        found.append((path, next((p for p in parents if p in links), None)))
-    return found
-
-
-def _escapes(path: str, link: str | None) -> str:
-    """Why writing `path` under the prefix would leave it ('' when it would not)."""
-    parts = path.replace("\\", "/").split("/")
-    drive = len(parts[0]) == 2 and parts[0][1] == ":"
-    if path.startswith(("/", "\\")) or drive:
-        return "is absolute, and would be written"
-    if ".." in parts:
-        return "climbs with '..', and would be written"
-    if link:
-        return f"lies under the symlink {link!r} the package links, and could be written"
-    return ""
-
-
-def runs_here(platform: str) -> bool:
-    """Can an environment for `platform` run on this machine? Its own platform (rattler's
-    current one) and noarch can; so can osx-64 on osx-arm64, which macOS runs under
-    Rosetta 2 (as conda does with CONDA_SUBDIR=osx-64). Nothing else is emulated."""
-    import rattler
-
-    here = str(rattler.Subdir.current())
-    return platform in (here, "noarch") or (here, platform) == ("osx-arm64", "osx-64")
-
-
-def _prefix_refusal(prefix: Path, force: bool) -> str:
-    """Why installing into `prefix` would damage what is there ('' when it would not)."""
-    if prefix.parent == prefix:
-        return f"refusing to install into {prefix}, the root of the filesystem"
-    if not os.path.lexists(prefix):
-        return ""
-    if not prefix.is_dir():
-        return f"{prefix} exists and is not a directory; refusing to replace it"
-    if not any(prefix.iterdir()):
-        return ""
-    if not force:
-        return (
-            f"{prefix} exists and is not empty; pass --force to replace it (it is replaced "
-            "only once the new environment is complete)"
-        )
-    if not (prefix / "conda-meta").is_dir():
-        return (
-            f"{prefix} is not empty and is not a conda environment (it has no conda-meta/); "
-            "refusing to replace it, even with --force"
-        )
-    cwd = Path.cwd().resolve()
-    if cwd == prefix or prefix in cwd.parents:
-        return f"refusing to replace {prefix}: the current directory is inside it"
-    return ""
-
-
 def cmd_install(args: argparse.Namespace) -> int:
     import httpx
     import rattler
+
+    if args.bundle:
+        if args.lock_id:
+            return fail("give a lock id or --bundle, not both", EXIT_USAGE)
+        from app.cli.bundle_install import cmd_install_bundle
+
+        return cmd_install_bundle(args)
+    if not args.lock_id:
+        return fail("give a lock id (or --bundle FILE)", EXIT_USAGE)
 
     server = server_url(args)
     try:
@@ -321,15 +275,18 @@ def cmd_install(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         )
     prefix = Path(args.prefix).resolve()
-    refusal = _prefix_refusal(prefix, args.force)
+    refusal = prefix_refusal(prefix, args.force)
     if refusal:
         return fail(refusal, EXIT_USAGE)
+    pypi_packages = lock["targets"][target].get("pypi_packages") or []
     missing = [s for s in states if s["state"] != "archived"]
+    missing += pypi_missing(lock["pypi_states"]) if pypi_packages else []
     if missing:
         for state in missing:
             reason = f" ({state['reason']})" if state.get("reason") else ""
             print(f"not archived: {state['filename']}: {state['state']}{reason}", file=sys.stderr)
         return fail(f"{len(missing)} package(s) of target {target} are not in the archive")
+    warn_local(lock["targets"][target].get("pypi_local") or [])
     try:
         records = _archive_records(packages, states, server)
     except (LookupError, ValueError) as exc:
@@ -358,74 +315,23 @@ def cmd_install(args: argparse.Namespace) -> int:
                 requested_specs=[getattr(s, "_match_spec", s) for s in specs] or None,
             )
         )
-        problems = _prefix_problems(staging, packages)
+        problems = prefix_problems(staging, packages)
         if problems:
             raise InstallFailed("; ".join(problems))
+        # The PyPI part after the conda part, into the same staging directory.
+        install_pypi(
+            staging, prefix, platform, packages, pypi_packages, lock["pypi_states"], server
+        )
 
     try:
-        _install_staged(prefix, link)
-    except InstallFailed as exc:
+        install_staged(prefix, link)
+    except (InstallFailed, PyPIInstallFailed) as exc:
         return fail(f"install into {prefix} failed: {exc}; {prefix} was left as it was")
     except Exception as exc:  # noqa: BLE001 - rattler reports download and hash errors here
         return fail(f"install into {prefix} failed: {exc}; {prefix} was left as it was")
-    print(f"installed {len(packages)} packages from the archive into {prefix}")
+    pypi = f" and {len(pypi_packages)} PyPI packages" if pypi_packages else ""
+    print(f"installed {len(packages)} packages{pypi} from the archive into {prefix}")
     return EXIT_OK
-
-
-class InstallFailed(Exception):
-    """The environment was linked but is not what the lock says."""
-
-
-def _install_staged(prefix: Path, link: Callable[[Path], None]) -> None:
-    """Run `link` on a new sibling of `prefix` (same filesystem), then put it in place of
-    `prefix` by renames; on any failure remove what was made and leave `prefix` alone."""
-    created = next((p for p in reversed(prefix.parents) if not p.exists()), None)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{prefix.name}.condarchive-new-", dir=prefix.parent))
-    try:
-        link(staging)
-        _swap_in(staging, prefix)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-        raise
-
-
-def _swap_in(staging: Path, prefix: Path) -> None:
-    """Rename `staging` to `prefix`, moving an existing `prefix` aside first and deleting
-    it only once the new one is in place (a failed rename puts it back)."""
-    if not os.path.lexists(prefix):
-        staging.rename(prefix)
-        return
-    old = prefix.parent / f".{prefix.name}.condarchive-old-{secrets.token_hex(4)}"
-    prefix.rename(old)
-    try:
-        staging.rename(prefix)
-    except BaseException:
-        old.rename(prefix)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _prefix_problems(prefix: Path, packages: list[dict[str, Any]]) -> list[str]:
-    """Every locked package is installed, with the lock's sha256 (else what is not)."""
-    installed: dict[str, dict[str, Any]] = {}
-    for path in (prefix / "conda-meta").glob("*.json"):
-        data = json.loads(path.read_text())
-        if "name" in data:
-            installed[data["name"]] = data
-    problems = []
-    for package in packages:
-        record = installed.get(package["name"])
-        if record is None:
-            problems.append(f"{package['name']} is not installed")
-        elif package["sha256"] and record.get("sha256") != package["sha256"]:
-            problems.append(
-                f"{package['name']}: installed sha256 {record.get('sha256')} "
-                f"is not the lock's {package['sha256']}"
-            )
-    return problems
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -444,7 +350,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         _print_report(report)
     summary = report["summary"]
-    drift = bool(summary.get("removed_upstream") or summary.get("changed_upstream"))
+    drift = any(
+        summary.get(key)
+        for key in (
+            "removed_upstream",
+            "changed_upstream",
+            "pypi_removed_upstream",
+            "pypi_changed_upstream",
+            "pypi_yanked_upstream",
+        )
+    )
     if not summary["ok"] or (args.fail_on_drift and drift):
         return EXIT_FAILED
     return EXIT_OK
@@ -475,6 +390,7 @@ def _print_report(report: dict[str, Any]) -> None:
             f"package row changed: {item['package_id']} ({item['url']}) now hashes to "
             f"{item['hashes_to']}, not its key {item['record_key']}"
         )
+    _print_pypi(report.get("pypi"))
     upstream = report.get("upstream")
     if upstream is None:
         return
@@ -490,5 +406,40 @@ def _print_report(report: dict[str, Any]) -> None:
             f"changed upstream: {item['url']}: archived sha256 {item['archived']['sha256']}, "
             f"upstream {item['upstream']['sha256']} (locks: {', '.join(item['locks']) or '-'})"
         )
+    for item in upstream["unreachable"]:
+        print(f"unreachable: {item['url']}: {item['error']}")
+
+
+def _print_pypi(pypi: dict[str, Any] | None) -> None:
+    """The PyPI files: blobs corrupt or missing, and what their indexes say now."""
+    if pypi is None:
+        return
+    print(
+        f"pypi: {pypi['checked']} archived files, {len(pypi['corrupt'])} corrupt, "
+        f"{len(pypi['missing'])} missing"
+    )
+    for item in pypi["corrupt"]:
+        print(f"corrupt PyPI file: {item['filename']} ({item['sha256']})")
+    for item in pypi["missing"]:
+        print(f"missing PyPI file: {item['filename']} ({item['sha256']})")
+    upstream = pypi.get("upstream")
+    if upstream is None:
+        return
+    print(
+        f"pypi upstream: {upstream['files_checked']} files checked, "
+        f"{len(upstream['removed'])} removed, {len(upstream['changed'])} changed, "
+        f"{len(upstream['yanked'])} yanked, {len(upstream['unreachable'])} unreachable"
+    )
+    for item in upstream["removed"]:
+        locks = ", ".join(item["locks"]) or "-"
+        print(f"removed upstream: {item['url']} ({item['why']}; locks: {locks})")
+    for item in upstream["changed"]:
+        print(
+            f"changed upstream: {item['url']}: archived sha256 {item['sha256']}, "
+            f"upstream {item['upstream_sha256']} (locks: {', '.join(item['locks']) or '-'})"
+        )
+    for item in upstream["yanked"]:
+        reason = f": {item['reason']}" if item.get("reason") else ""
+        print(f"yanked upstream{reason}: {item['url']} (locks: {', '.join(item['locks']) or '-'})")
     for item in upstream["unreachable"]:
         print(f"unreachable: {item['url']}: {item['error']}")

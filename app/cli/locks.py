@@ -26,7 +26,20 @@ from app.cli.common import (
     server_url,
 )
 
-EXPORT_FORMATS = ("conda-lock", "explicit", "pixi", "env")
+EXPORT_FORMATS = (
+    "conda-lock",
+    "explicit",
+    "pixi",
+    "env",
+    "requirements",
+    "pylock",
+    "sbom",
+    "dockerfile",
+)
+#: The formats of one target: `--target` is required.
+PER_TARGET = ("explicit", "requirements", "pylock", "sbom", "dockerfile")
+#: The formats `--source archive` points at the archive's copies.
+ARCHIVE_SOURCED = ("explicit", "requirements", "pylock")
 
 
 def parse_cli_target(text: str) -> str | dict[str, Any]:
@@ -91,6 +104,18 @@ def cmd_lock(args: argparse.Namespace) -> int:
         body["targets"] = [parse_cli_target(t) for t in args.target]
     if args.exclude_newer:
         body["exclude_newer"] = args.exclude_newer
+    if args.pip:
+        if args.file:
+            print("error: --pip goes with --spec; a file has its own pip: list", file=sys.stderr)
+            return EXIT_USAGE
+        body["pypi_dependencies"] = args.pip
+    for field, value in (
+        ("title", args.title),
+        ("authors", args.author),
+        ("description", args.description),
+    ):
+        if value:
+            body[field] = value
     server = server_url(args)
     tty = sys.stderr.isatty()
     try:
@@ -217,6 +242,15 @@ def _print_lock(lock: dict[str, Any], server: str) -> None:
             print(f"  virtual packages: {' '.join(target['virtual_packages'])}")
         for p in packages:
             print(f"  {p['name']:<28} {p['version']:<16} {p['build']:<24} {p['channel']}")
+        pypi = target.get("pypi_packages") or []
+        if pypi:
+            print(f"  PyPI, {len(pypi)} packages (pip, after the conda ones):")
+        for p in pypi:
+            vcs = p.get("vcs") or {}
+            where = f"{vcs.get('url')} @ {vcs.get('commit')}" if vcs else p["filename"]
+            print(f"  {p['name']:<28} {p['version']:<16} {'pypi':<24} {where}")
+        for line in target.get("pypi_local") or []:
+            print(f"  {line:<70} local, not archived")
 
 
 def _get_json(args: argparse.Namespace, path: str) -> tuple[Any, int | None]:
@@ -250,11 +284,21 @@ def cmd_show(args: argparse.Namespace) -> int:
     return _get_and_print(args, f"/l/{quote(args.lock_id)}.json", _print_lock)
 
 
-def export_path(lock_id: str, fmt: str, target: str | None) -> str:
+def export_path(lock_id: str, fmt: str, target: str | None, source: str = "upstream") -> str:
     """The permalink path of one format (the same URLs the lock page links)."""
     base = f"/l/{quote(lock_id)}"
+    archive = "?source=archive" if source == "archive" else ""
+    one = quote(target or "")
     if fmt == "explicit":
-        return f"{base}/explicit/{quote(target or '')}.txt"
+        return f"{base}/explicit/{one}.txt{archive}"
+    if fmt == "requirements":
+        return f"{base}/requirements/{one}.txt{archive}"
+    if fmt == "pylock":
+        return f"{base}/pylock/{one}.toml{archive}"
+    if fmt == "sbom":
+        return f"{base}/sbom/{one}.cdx.json"
+    if fmt == "dockerfile":
+        return f"{base}/Dockerfile?target={one}"
     if fmt == "env":
         return f"{base}/environment.yml" + (f"?target={quote(target)}" if target else "")
     return f"{base}/{'conda-lock.yml' if fmt == 'conda-lock' else 'pixi.lock'}"
@@ -263,12 +307,19 @@ def export_path(lock_id: str, fmt: str, target: str | None) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     import httpx
 
-    if args.format == "explicit" and not args.target:
-        print("error: --format explicit needs --target", file=sys.stderr)
+    if args.format in PER_TARGET and not args.target:
+        print(f"error: --format {args.format} needs --target", file=sys.stderr)
         return EXIT_USAGE
+    if args.source == "archive" and args.format not in ARCHIVE_SOURCED:
+        print(
+            f"error: --source archive goes with {', '.join(ARCHIVE_SOURCED)}, not {args.format}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    path = export_path(args.lock_id, args.format, args.target, args.source)
     try:
         with _client(args) as client:
-            response = client.get(export_path(args.lock_id, args.format, args.target))
+            response = client.get(path)
     except httpx.HTTPError as exc:
         return _unreachable(args, exc)
     if response.status_code != 200:
@@ -325,6 +376,18 @@ def print_diff(diff: dict[str, Any]) -> None:
             print(f"  - {p['name']} {_version(p)}")
         for c in target["changed"]:
             print(f"  ~ {c['name']} {_version(c['from'])} -> {_version(c['to'])}")
+        pypi = target.get("pypi") or {}
+        for p in pypi.get("added") or []:
+            print(f"  + {p['name']} {p['version']} (PyPI)")
+        for p in pypi.get("removed") or []:
+            print(f"  - {p['name']} {p['version']} (PyPI)")
+        for c in pypi.get("changed") or []:
+            versions = f"{c['from']['version']} -> {c['to']['version']}"
+            print(f"  ~ {c['name']} {versions} (PyPI; {', '.join(c['fields'])})")
+        for line in pypi.get("local_added") or []:
+            print(f"  + {line} (pip, local, not archived)")
+        for line in pypi.get("local_removed") or []:
+            print(f"  - {line} (pip, local, not archived)")
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -336,6 +399,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     else:
         print_diff(diff)
     return EXIT_OK
+
+
+def _match(m: dict[str, Any]) -> str:
+    if m.get("source") == "pypi":
+        return f"{m['name']} {m['version']} (PyPI)"
+    return f"{m['name']} {m['version']} {m['build']}"
 
 
 def print_locks(page: dict[str, Any], server: str) -> None:
@@ -354,9 +423,7 @@ def print_locks(page: dict[str, Any], server: str) -> None:
             f"{(item.get('name') or '-')[:20]:<20}  {targets:<28}"
         )
         if matching:
-            found = sorted(
-                {f"{m['name']} {m['version']} {m['build']}" for m in item.get("matches") or []}
-            )
+            found = sorted({_match(m) for m in item.get("matches") or []})
             print(f"{row}  {'; '.join(found)}")
         else:
             print(f"{row}  {' '.join(item.get('channels') or [])}")
@@ -408,6 +475,14 @@ def register(sub: Any) -> None:
     lock.add_argument(
         "--channel-priority", default="strict", choices=["strict", "flexible", "disabled"]
     )
+    lock.add_argument("--pip", action="append", help="a PyPI requirement line (with --spec)")
+    lock.add_argument("--title", help="the environment's title, for its citation")
+    lock.add_argument(
+        "--author",
+        action="append",
+        help='an author, "Given Family" or "Family, Given" (repeat for several)',
+    )
+    lock.add_argument("--description", help="a sentence on what the environment is for")
     lock.add_argument("-o", "--output", help="write the lock (JSON) to this file")
     add_server_argument(lock)
     lock.add_argument("--timeout", type=float, default=900, help="seconds to wait for the solve")
@@ -419,10 +494,30 @@ def register(sub: Any) -> None:
     _common(show)
     show.set_defaults(func=cmd_show)
 
-    export = sub.add_parser("export", help="write a lock as conda-lock, explicit, pixi or env")
+    export = sub.add_parser(
+        "export", help="write a lock in a lockfile format, an SBOM or a Dockerfile"
+    )
     export.add_argument("lock_id", help="lock id or a unique prefix of 8+ characters")
-    export.add_argument("-f", "--format", required=True, choices=EXPORT_FORMATS)
-    export.add_argument("-t", "--target", help="target name (explicit and env formats)")
+    export.add_argument(
+        "-f",
+        "--format",
+        required=True,
+        choices=EXPORT_FORMATS,
+        help="conda-lock, pixi (whole lock); env, explicit, requirements (pip --require-hashes), "
+        "pylock (PEP 751), sbom (CycloneDX 1.6), dockerfile (micromamba) for one --target. "
+        "`condarchive bundle` downloads a target's offline bundle",
+    )
+    export.add_argument(
+        "-t",
+        "--target",
+        help="target name (per-target formats; env needs it when the lock has several)",
+    )
+    export.add_argument(
+        "--source",
+        choices=("upstream", "archive"),
+        default="upstream",
+        help="archive: URLs point at this server's archive (explicit, requirements, pylock)",
+    )
     export.add_argument("-o", "--output", help="file to write (default stdout)")
     _common(export)
     export.set_defaults(func=cmd_export)
@@ -444,7 +539,7 @@ def register(sub: Any) -> None:
 
     listing = sub.add_parser("list", help="recent locks, newest first")
     search = sub.add_parser("search", help="locks holding a package (at a version spec)")
-    search.add_argument("package", help="package name, e.g. numpy")
+    search.add_argument("package", help="conda or PyPI package name, e.g. numpy")
     search.add_argument("version", nargs="?", help="conda version spec, e.g. '2.5.*' or '>=1.26'")
     for parser, func in ((listing, cmd_list), (search, cmd_search)):
         parser.add_argument("--limit", type=int, default=50, help="locks per page (1-200)")

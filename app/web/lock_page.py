@@ -13,6 +13,7 @@ import yaml
 
 from app.locks.formats import formats_for
 from app.locks.formats.base import env_name
+from app.locks.tree import dependency_tree
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,29 @@ class Links:
     def page(self, job: str | None = None) -> str:
         return f"{self.permalink}?job={quote(job)}" if job else self.permalink
 
+    def requirements(self, target: str, archive: bool = False) -> str:
+        """The target's PyPI part as a hash-pinned requirements file (pip --require-hashes);
+        with `archive`, its URLs point at this service's archive instead of upstream."""
+        source = "?source=archive" if archive else ""
+        return f"{self.permalink}/requirements/{quote(target)}.txt{source}"
+
+    def pylock(self, target: str) -> str:
+        return f"{self.permalink}/pylock/{quote(target)}.toml"
+
+    def sbom(self, target: str) -> str:
+        return f"{self.permalink}/sbom/{quote(target)}.cdx.json"
+
+    def dockerfile(self, target: str) -> str:
+        return f"{self.permalink}/Dockerfile?target={quote(target)}"
+
+    def bundle(self, target: str) -> str:
+        return f"{self.permalink}/bundle/{quote(target)}.tar"
+
+    @property
+    def pypi_index(self) -> str:
+        """This service's PyPI simple index (the archive's PyPI files)."""
+        return f"{self.permalink.rsplit('/l/', 1)[0]}/pypi/simple/"
+
     @property
     def conda_lock(self) -> str:
         return f"{self.permalink}/conda-lock.yml"
@@ -51,8 +75,21 @@ def _shell_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "env"
 
 
+def pip_commands(target: str, links: Links) -> dict[str, str]:
+    """The pip step after the conda environment exists: every PyPI file pinned by hash,
+    from upstream, or (`pip_archive`) from this service's archive and its index."""
+    return {
+        "pip": f"pip install --require-hashes -r '{links.requirements(target)}'",
+        "pip_archive": (
+            f"pip install --require-hashes --index-url '{links.pypi_index}' "
+            f"-r '{links.requirements(target, archive=True)}'"
+        ),
+    }
+
+
 def install_commands(lock: dict[str, Any], links: Links) -> dict[str, dict[str, str]]:
-    """Per target: the micromamba, conda and pixi commands that install exactly this lock."""
+    """Per target: the micromamba, conda and pixi commands that install exactly this lock,
+    and for a target with a PyPI part, the pip commands that follow them."""
     name = _shell_name(env_name(lock))
     commands: dict[str, dict[str, str]] = {}
     for target in sorted(lock["targets"]):
@@ -71,7 +108,38 @@ def install_commands(lock: dict[str, Any], links: Links) -> dict[str, dict[str, 
                 "pixi install --frozen"
             ),
         }
+        if lock["targets"][target].get("pypi_packages"):
+            commands[target].update(pip_commands(target, links))
     return commands
+
+
+def short_hash(sha256: str) -> str:
+    return sha256[:12]
+
+
+def pypi_rows(target: dict[str, Any]) -> list[dict[str, Any]]:
+    """The target's PyPI packages as the page's table shows them: the file (wheel, sdist,
+    or for a VCS requirement the repository at its commit) and its short hash."""
+    rows = []
+    for package in target.get("pypi_packages") or []:
+        vcs = package.get("vcs") or None
+        filename = package.get("filename") or ""
+        if vcs:
+            file_kind = "VCS"
+        elif filename.endswith(".whl"):
+            file_kind = "wheel"
+        else:
+            file_kind = "sdist"
+        rows.append(
+            {
+                **package,
+                "file_kind": file_kind,
+                "short_sha256": short_hash(package.get("sha256") or ""),
+                "commit": (vcs or {}).get("commit") or "",
+                "repository": (vcs or {}).get("url") or "",
+            }
+        )
+    return rows
 
 
 def metadata_of(request: dict[str, Any] | None) -> dict[str, Any]:
@@ -240,6 +308,29 @@ def provenance_table(provenance: dict[str, Any]) -> dict[str, Any]:
     return {"facts": facts, "columns": columns, "rows": rows}
 
 
+#: Packages named in one "why" cell at most; the rest are counted.
+WHY_NAMES = 4
+
+
+def why_text(lock: dict[str, Any], target: str, requests: list[dict[str, Any]]) -> dict[str, str]:
+    """package id (``conda:numpy``, ``pypi:requests``) -> why it is in the target: the
+    requested specs it answers, else the packages that require it (``condarchive tree
+    --invert`` gives the whole chain)."""
+    tree = dependency_tree(lock, target, requests)
+    text: dict[str, str] = {}
+    for key, package in tree.packages.items():
+        asked = [r.spec for r in tree.roots if r.package == key and r.requested]
+        if asked:
+            text[key] = "requested: " + ", ".join(asked)
+            continue
+        names = [tree.packages[k].name for k in package.required_by]
+        if names:
+            more = len(names) - WHY_NAMES
+            shown = ", ".join(names[:WHY_NAMES]) + (f" and {more} more" if more > 0 else "")
+            text[key] = f"required by {shown}"
+    return text
+
+
 def page_context(
     lock: dict[str, Any],
     base_url: str,
@@ -257,6 +348,8 @@ def page_context(
         "title": display_title(lock, citing),
         "citing": {**metadata_of(citing), "job_id": citing.get("job_id")},
         "commands": install_commands(lock, links),
+        "pypi": {name: pypi_rows(target) for name, target in lock["targets"].items()},
+        "why": {name: why_text(lock, name, requests) for name in lock["targets"]},
         "formats": formats_for(lock),
         "bibtex": bibtex(lock, links, citing),
         "cff": citation_cff(lock, links, citing),
