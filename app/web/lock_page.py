@@ -312,22 +312,23 @@ def provenance_table(provenance: dict[str, Any]) -> dict[str, Any]:
 WHY_NAMES = 4
 
 
-def why_text(lock: dict[str, Any], target: str, requests: list[dict[str, Any]]) -> dict[str, str]:
+def why_text(
+    lock: dict[str, Any], target: str, requests: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
     """package id (``conda:numpy``, ``pypi:requests``) -> why it is in the target: the
     requested specs it answers, else the packages that require it (``condarchive tree
-    --invert`` gives the whole chain)."""
+    --invert`` gives the whole chain), as ``{"label", "items", "more"}``."""
     tree = dependency_tree(lock, target, requests)
-    text: dict[str, str] = {}
+    text: dict[str, dict[str, Any]] = {}
     for key, package in tree.packages.items():
         asked = [r.spec for r in tree.roots if r.package == key and r.requested]
         if asked:
-            text[key] = "requested: " + ", ".join(asked)
+            text[key] = {"label": "requested:", "items": asked, "more": 0}
             continue
         names = [tree.packages[k].name for k in package.required_by]
         if names:
-            more = len(names) - WHY_NAMES
-            shown = ", ".join(names[:WHY_NAMES]) + (f" and {more} more" if more > 0 else "")
-            text[key] = f"required by {shown}"
+            more = max(len(names) - WHY_NAMES, 0)
+            text[key] = {"label": "required by", "items": names[:WHY_NAMES], "more": more}
     return text
 
 
