@@ -67,6 +67,10 @@ def test_show(embedded: Service, http: httpx.Client, locks: tuple[str, str]) -> 
         ("pixi", None, "/pixi.lock"),
         ("explicit", "osx-arm64", "/explicit/osx-arm64.txt"),
         ("env", "linux-64", "/environment.yml?target=linux-64"),
+        ("sbom", "linux-64", "/sbom/linux-64.cdx.json"),
+        ("dockerfile", "linux-64", "/Dockerfile?target=linux-64"),
+        ("requirements", "linux-64", "/requirements/linux-64.txt"),
+        ("pylock", "osx-arm64", "/pylock/osx-arm64.toml"),
     ],
 )
 def test_export_writes_the_permalink_bytes(
@@ -95,6 +99,10 @@ def test_export_errors(embedded: Service, locks: tuple[str, str], channel_url: s
     assert several.returncode == 2 and "osx-arm64" in several.stderr
     wrong = condarchive(embedded, "export", locks[0], "-f", "explicit", "-t", "win-64")
     assert wrong.returncode == 2 and "no target 'win-64'" in wrong.stderr
+    sbom = condarchive(embedded, "export", locks[0], "-f", "sbom")
+    assert sbom.returncode == 2 and "--target" in sbom.stderr
+    upstream_only = condarchive(embedded, "export", locks[0], "-f", "pixi", "--source", "archive")
+    assert upstream_only.returncode == 2 and "--source archive" in upstream_only.stderr
 
 
 def test_import_from_file_and_stdin(
