@@ -20,8 +20,10 @@ $(BIN)/.installed: pyproject.toml
 serve: $(BIN)/.installed
 	$(BIN)/condarchive serve
 
+# The whole suite, three test processes, each module's tests in one of them (their
+# module fixtures start services once): see pyproject.toml's test extra.
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 # The in-process tier only (TestClient, SQLite, tasks inline): under a minute.
 test-fast: $(BIN)/.installed

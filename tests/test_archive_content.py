@@ -69,6 +69,9 @@ def replaced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replaced]:
             proxy_repodata_ttl="0",
         ) as service,
     ):
+        # The rebuild below may come within a tenth of the first repodata's age since it
+        # was written: without this, a client may keep it (heuristic freshness, RFC 9111)
+        upstream.cache_control = "no-cache"
         channel_url = upstream.channel_url("replchan")
         locks, shas, statuses = {}, {}, {}
         with httpx.Client(base_url=service.url, timeout=30) as client:

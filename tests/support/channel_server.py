@@ -32,6 +32,9 @@ class ChannelServer:
         self.ranges: list[tuple[str, str]] = []  # (path, Range header) of ranged requests
         self.redirects: dict[str, str] = {}  # path -> URL to answer 302 Found with
         self.flaky: dict[str, list[int]] = {}  # path -> statuses to answer first, one each
+        # Cache-Control sent with every file (None: none, and clients may cache a
+        # response heuristically, for a tenth of its age since Last-Modified)
+        self.cache_control: str | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -141,6 +144,8 @@ def _handler_for(owner: ChannelServer) -> type[BaseHTTPRequestHandler]:
                 "Accept-Ranges": "bytes",
                 "Last-Modified": self.date_time_string(int(file.stat().st_mtime)),
             }
+            if owner.cache_control:
+                headers["Cache-Control"] = owner.cache_control
             if status == HTTPStatus.PARTIAL_CONTENT:
                 headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
             self.send_response(status)
