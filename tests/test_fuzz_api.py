@@ -62,10 +62,29 @@ def admin_token(service: Service) -> str:
     return result.stdout.strip()
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)  # two runs at most
 def test_public_api_survives_fuzzing(fuzzed: Service, tmp_path: Path) -> None:
     token = admin_token(fuzzed)
-    result = subprocess.run(
+    result = run_schemathesis(fuzzed, token, tmp_path)
+    if CPYTHON_AST_RACE in result.stdout + result.stderr:
+        # CPython 3.11's ast.parse can raise this when two threads parse at once, as
+        # hypothesis does describing a filter in schemathesis's two worker threads (seen
+        # in CI). That is the fuzzer crashing, not a finding: run it once more.
+        result = run_schemathesis(fuzzed, token, tmp_path)
+    report = result.stdout[-20000:] + result.stderr[-4000:]
+    assert result.returncode == 0, report
+    tested = re.search(r"Tested: (\d+)", result.stdout)
+    assert tested is not None and int(tested[1]) >= 30, report  # every operation was reached
+    assert fuzzed.server_errors() == [], "\n".join(fuzzed.server_errors()[:20])
+
+
+CPYTHON_AST_RACE = "SystemError: AST constructor recursion depth mismatch"
+
+
+def run_schemathesis(
+    fuzzed: Service, token: str, tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             str(Path(sys.executable).parent / "schemathesis"),
             "run",
@@ -89,8 +108,3 @@ def test_public_api_survives_fuzzing(fuzzed: Service, tmp_path: Path) -> None:
         text=True,
         timeout=220,
     )
-    report = result.stdout[-20000:] + result.stderr[-4000:]
-    assert result.returncode == 0, report
-    tested = re.search(r"Tested: (\d+)", result.stdout)
-    assert tested is not None and int(tested[1]) >= 30, report  # every operation was reached
-    assert fuzzed.server_errors() == [], "\n".join(fuzzed.server_errors()[:20])

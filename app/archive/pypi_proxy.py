@@ -32,11 +32,10 @@ from app.archive.pypi_run import pypi_client
 from app.archive.pypi_state import ensure_pypi_entries, mark_pypi_archived
 from app.archive.pypi_views import normalize
 from app.config import Settings
-from app.core.pypi_spec import index_refusal
+from app.core.pypi_spec import PyPIPolicy, index_refusal
 from app.db.models import PyPIFile
 from app.db.session import insert_ignore, session_scope
 from app.locks.pypi_records import LockedPyPIPackage
-from app.solve.pypi_lock import policy_of
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ async def upstream_files(settings: Settings, project: str) -> list[UpstreamFile]
     """The first proxied index's files of `project`; None when no index has it.
 
     Raises PyPIProxyError when an index cannot be reached (502)."""
-    policy = policy_of(settings)
+    policy = PyPIPolicy.of(settings)
     async with pypi_client(settings, 1) as client:
         for index in proxied_indexes(settings):
             url = f"{index}/{project}/"
@@ -218,7 +217,7 @@ async def fetch_file(settings: Settings, sha256: str, filename: str) -> bool:
     match = next((f for f in files or [] if f.filename == filename and f.sha256 == sha256), None)
     if match is None:
         return False
-    if (refusal := index_refusal(match.url, policy_of(settings))) is not None:
+    if (refusal := index_refusal(match.url, PyPIPolicy.of(settings))) is not None:
         raise PyPIProxyError(502, f"refused to fetch {refusal}")
     store = get_store()
     policy = policy_from(settings)

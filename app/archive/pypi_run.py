@@ -20,10 +20,9 @@ from app.archive.download import Download, policy_from, read_large_chunks
 from app.archive.state import stored_blob
 from app.config import Settings
 from app.core.egress import guard_hooks
-from app.core.pypi_spec import index_refusal
+from app.core.pypi_spec import PyPIPolicy, index_refusal
 from app.core.tls import ssl_context
 from app.db.models import PyPIArchiveEntry, PyPIFile
-from app.solve.pypi_lock import policy_of
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ def plan_pypi(
     Every URL must pass ``CONDARCHIVE_ALLOWED_PYPI_INDEXES`` (the lock was made under
     that allowlist, but it may have changed since, and an imported lock names any URL).
     """
-    policy = policy_of(settings)
+    policy = PyPIPolicy.of(settings)
     plan = PyPIPlan()
     for entry in entries:
         package = entry.package

@@ -10,6 +10,7 @@ subcommand) names a TOML settings file, as CONDARCHIVE_CONFIG does; see app/conf
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -51,7 +52,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         return fail(f"invalid settings: {problems}", EXIT_USAGE)
-    return int(args.func(args) or 0)
+    code = int(args.func(args) or 0)
+    if getattr(args, "exit_at_once", False):
+        # py-rattler's native (tokio) threads may still hold the GIL machinery when the
+        # interpreter finalizes, which then aborts ("PyGILState_Release ... finalizing",
+        # exit -6) after the work is done. A command that ran rattler.install ends here.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     add_server_argument(install)
     install.add_argument("--cache-dir", help="package cache (default: rattler's)")
-    install.set_defaults(func=cmd_install)
+    install.set_defaults(func=cmd_install, exit_at_once=True)
 
     verify = sub.add_parser(
         "verify", help="re-hash archived blobs and report packages upstream removed or changed"

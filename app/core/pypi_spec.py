@@ -17,12 +17,15 @@ keep their hashes)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from app.core.channels import fetch_refusal
 from app.core.pypi_requirements import PipLine, PipSection, parse_pip_section
 from app.errors import InputError
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 INDEX_SETTING = "CONDARCHIVE_ALLOWED_PYPI_INDEXES"
 VCS_SETTING = "CONDARCHIVE_ALLOWED_VCS"
@@ -57,6 +60,15 @@ class PyPIPolicy:
     allowed_indexes: list[str]
     allowed_vcs: list[str]
     default_index: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> PyPIPolicy:
+        """The policy the settings set (CONDARCHIVE_ALLOWED_PYPI_INDEXES and friends)."""
+        return cls(
+            settings.allowed_pypi_entries,
+            settings.allowed_vcs_entries,
+            settings.default_pypi_index,
+        )
 
 
 def index_refusal(url: str, policy: PyPIPolicy) -> str | None:

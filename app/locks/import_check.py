@@ -39,7 +39,7 @@ from app.core.pypi_spec import PyPIPolicy, index_refusal
 from app.locks.formats.entries import Entry, LineError, ParsedFile, PyPIEntry, subdir_of
 from app.locks.pypi_records import LockedPyPIPackage
 from app.locks.store import LockedRecord, LockedTarget
-from app.solve.pypi_lock import core_metadata, policy_of, pypi_proxy
+from app.solve.pypi_lock import core_metadata, pypi_proxy
 
 
 @dataclass(frozen=True)
@@ -389,7 +389,7 @@ def verify_pypi(
     entries = [(t.name, e) for t in parsed.targets for e in t.pypi_entries]
     if not entries:
         return {}, [], {}
-    policy = policy_of(settings)
+    policy = PyPIPolicy.of(settings)
     proxy = pypi_proxy(policy)
     found: dict[str, list[LockedPyPIPackage]] = {t.name: [] for t in parsed.targets}
     errors: list[LineError] = []

@@ -60,12 +60,6 @@ MAX_METADATA = 4 * 1024 * 1024
 MAX_DIRECT_FILE = 2 << 30
 
 
-def policy_of(settings: Settings) -> PyPIPolicy:
-    return PyPIPolicy(
-        settings.allowed_pypi_entries, settings.allowed_vcs_entries, settings.default_pypi_index
-    )
-
-
 def proxy_entries(policy: PyPIPolicy) -> list[str]:
     """What uv (and git under it) may reach: the index entries, and each VCS host."""
     entries = list(policy.allowed_indexes)
@@ -114,7 +108,7 @@ def lock_pypi(
     settings: Settings,
 ) -> tuple[list[LockedTarget], dict[str, Any]]:
     """Each target with its PyPI packages and local lines; and the PyPI provenance."""
-    policy = policy_of(settings)
+    policy = PyPIPolicy.of(settings)
     proxy = pypi_proxy(policy)
     sources = SourceArchiver(settings, proxy.url)  # one archive per commit, all targets
     locked = []

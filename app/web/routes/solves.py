@@ -24,12 +24,6 @@ from app.web.schemas import DEFAULT_TARGETS, SolveBody, SolveView
 router = APIRouter(prefix="/api/v1/solves", tags=["solves"])
 
 
-def pypi_policy(settings: Settings) -> PyPIPolicy:
-    return PyPIPolicy(
-        settings.allowed_pypi_entries, settings.allowed_vcs_entries, settings.default_pypi_index
-    )
-
-
 def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
     # environment.yml is parsed here, once, within its limits; every later step reads that.
     environment = (
@@ -45,7 +39,7 @@ def build_request(body: SolveBody, settings: Settings) -> SolveRequest:
         max_channels=settings.max_channels,
         pypi_dependencies=body.pypi_dependencies,
         pypi_indexes=body.pypi_indexes,
-        pypi_policy=pypi_policy(settings),
+        pypi_policy=PyPIPolicy.of(settings),
     )
     raw_targets: list[Any]
     if body.targets is not None:
