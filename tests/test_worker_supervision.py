@@ -104,3 +104,24 @@ def test_killed_worker_is_restarted_and_health_says_degraded_meanwhile(
         stop_service(service)
     # serve stopped its workers, the restarted one included.
     assert not [p for p, a in _children(serve_pid).items() if "worker" in a]
+
+
+def test_sigterm_to_serve_alone_stops_its_workers(tmp_path: Path, channel_url: str) -> None:
+    """What systemd or `kill PID` sends: SIGTERM to serve only, not to its process group.
+    uvicorn re-raises it after its own shutdown; serve must still stop its workers."""
+    service = start_service(tmp_path / "svc", channel_url)
+    try:
+        serve_pid = service.server.popen.pid
+        _until("workers started", lambda: len(_children(serve_pid)) >= 2, 30)
+        workers = [p for p, a in _children(serve_pid).items() if "worker" in a]
+        assert len(workers) == 2, _children(serve_pid)
+        os.kill(serve_pid, signal.SIGTERM)
+        service.server.popen.wait(timeout=30)
+
+        def gone() -> bool:
+            return not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+        _until("the workers stopped", gone, 25)
+        assert service.server.popen.returncode == 0
+    finally:
+        stop_service(service)

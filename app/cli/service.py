@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -29,6 +30,10 @@ def _env_with(**values: str) -> None:
     for key, value in values.items():
         os.environ[f"CONDARCHIVE_{key.upper()}"] = value
     get_settings.cache_clear()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_OK)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -72,6 +77,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(auth_notice(settings.resolved_auth, settings.public_reads, host), file=sys.stderr)
+    # uvicorn shuts down on SIGTERM and then raises the signal again for the handler that
+    # was there before it; the default one would end this process at once, skipping the
+    # `finally` below and orphaning the workers. This one ends it through that `finally`.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run("app.main:create_app", factory=True, host=host, port=port)
     finally:
