@@ -347,27 +347,15 @@ class Solver:
             raise SolveFailure("timeout", f"fetching repodata took over {timeout:g}s") from exc
 
         async def one(target: Target) -> LockedTarget:
-            # A target whose repodata this Gateway does not hold yet loads it first (a
-            # query of the specs, recursively: what the solve would load), so its progress
-            # says "fetching repodata" while it does and "solving" only once it solves.
-            fetch = any((c, s) in cold for c in channels for s in (target.platform, "noarch"))
-            on_progress(target.name, "fetching repodata" if fetch else "solving")
+            # A target whose repodata this Gateway does not hold yet spends nearly all its
+            # time fetching and parsing it (the solve itself takes milliseconds), so its
+            # progress says so until it is done. (Loading it first with Gateway.query would
+            # tell the two apart, at the cost of handing every record to Python.)
+            cold_target = any((c, s) in cold for c in channels for s in (target.platform, "noarch"))
+            on_progress(target.name, "fetching repodata" if cold_target else "solving")
             for attempt in range(self.retries + 1):
                 remaining = max(deadline - time.monotonic(), 0.001)
                 try:
-                    if fetch:
-                        with step("rattler.fetch"):
-                            await asyncio.wait_for(
-                                self.gateway.query(
-                                    [c + "/" for c in channels],
-                                    [target.platform, "noarch"],
-                                    specs,
-                                    recursive=True,
-                                ),
-                                remaining,
-                            )
-                        fetch = False
-                        on_progress(target.name, "solving")
                     with step("rattler.solve"):
                         records = await asyncio.wait_for(
                             rattler.solve(
