@@ -136,3 +136,17 @@ def test_the_section_must_be_a_list() -> None:
     with pytest.raises(InputError) as caught:
         parse_pip_section("requests", LOC)
     assert caught.value.loc == LOC
+
+
+def test_vcs_subdirectory_is_kept_for_the_resolver() -> None:
+    from app.core.pypi_spec import uv_requirement
+
+    line = one("git+https://github.com/org/mono.git@v2#egg=part&subdirectory=libs/part")
+    assert line.vcs == VcsRef("git", "https://github.com/org/mono.git", "v2", "libs/part")
+    assert uv_requirement(line) == (
+        "part @ git+https://github.com/org/mono.git@v2#subdirectory=libs/part"
+    )
+    named = one("part @ git+https://github.com/org/mono.git@v2#subdirectory=libs/part")
+    assert uv_requirement(named) == uv_requirement(line)
+    with pytest.raises(InputError, match="plain relative path"):
+        one("git+https://github.com/org/mono.git#egg=x&subdirectory=../../etc")

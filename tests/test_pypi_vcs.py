@@ -281,3 +281,37 @@ hashes = {{ sha256 = "{"b" * 64}" }} }}
         "b" * 64,
         None,
     )
+
+
+def test_a_project_in_a_subdirectory_of_a_repository(
+    api: InProcessClient, service: InProcessService, gitworld: GitWorld
+) -> None:
+    """`#subdirectory=` (a monorepo): the lock records it, the archive holds that folder."""
+    from tests.support.git_server import git, project_files
+
+    root = gitworld.git.root
+    work = root / "mono-work"
+    (work / "libs" / "subpkg").mkdir(parents=True)
+    (work / "README").write_text("a repository of several projects\n")
+    for path, text in project_files("subpkg", "3.0").items():
+        target = work / "libs" / "subpkg" / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    git("init", "-q", "-b", "main", cwd=work)
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", "mono", cwd=work)
+    git("tag", "-a", "v3", "-m", "v3", cwd=work)
+    git("clone", "-q", "--bare", str(work), str(root / "mono.git"), cwd=root)
+    git("update-server-info", cwd=root / "mono.git")
+    repo = gitworld.git.repo_url("mono")
+    line = f"git+{repo}@v3#egg=subpkg&subdirectory=libs/subpkg"
+    lock = lock_of(api, {"environment": gitworld.world.environment(line), "targets": ["linux-64"]})
+    package = pypi_of(lock)["subpkg"]
+    assert package["kind"] == "vcs" and package["version"] == "3.0"
+    assert package["url"].endswith("#subdirectory=libs/subpkg")
+    path = FilesystemStore(service.data_dir / "blobs").local_path(package["sha256"])
+    assert path is not None
+    with tarfile.open(path, mode="r:gz") as archive:
+        names = archive.getnames()
+    assert "subpkg-3.0/pyproject.toml" in names
+    assert not any(name.endswith("README") for name in names)  # only the subdirectory

@@ -38,6 +38,7 @@ _INDEX_OPTIONS = {"--index-url": "index", "-i": "index", "--extra-index-url": "e
 #: Lines that name another requirements file, which only the researcher has.
 _FILE_OPTIONS = ("-r ", "--requirement ", "--requirement=", "-c ", "--constraint ", "--constraint=")
 _EGG = re.compile(r"(?:^|&)egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
+_SUBDIRECTORY = re.compile(r"(?:^|&)subdirectory=([^&]+)")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class VcsRef:
     vcs: str  # git | hg | svn | bzr
     url: str  # the repository URL without the `git+` prefix, the `@ref` and the fragment
     ref: str | None
+    subdirectory: str | None = None  # `#subdirectory=`: the project inside the repository
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,9 @@ def _vcs_line(text: str, url: str, vcs: str, editable: bool, where: list[str | i
     repository = parts._replace(path=path, query="", fragment="").geturl()
     egg = _EGG.search(fragment)
     name = canonicalize_name(egg.group(1)) if egg else None
-    return PipLine(
-        "vcs", text, name, None, vcs=VcsRef(vcs, repository, ref or None), editable=editable
-    )
+    found = _SUBDIRECTORY.search(fragment)
+    subdirectory = found.group(1).strip("/") if found else None
+    if subdirectory and any(part in ("", ".", "..") for part in subdirectory.split("/")):
+        raise InputError(where, f"{text!r}: subdirectory must be a plain relative path")
+    ref_of = VcsRef(vcs, repository, ref or None, subdirectory)
+    return PipLine("vcs", text, name, None, vcs=ref_of, editable=editable)

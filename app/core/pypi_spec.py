@@ -98,6 +98,8 @@ def uv_requirement(line: PipLine) -> str:
     if line.kind == "vcs" and line.vcs is not None:
         ref = f"@{line.vcs.ref}" if line.vcs.ref else ""
         url = f"{line.vcs.vcs}+{line.vcs.url}{ref}"
+        if line.vcs.subdirectory:
+            url += f"#subdirectory={line.vcs.subdirectory}"
         return f"{line.name} @ {url}" if line.name else url
     assert line.requirement is not None
     return line.requirement
