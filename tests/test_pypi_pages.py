@@ -254,6 +254,11 @@ def test_search_by_pypi_name_finds_the_lock(
     assert f'id="lock-{old["id"][:12]}"' in page.text
     assert f'id="lock-{new["id"][:12]}"' not in page.text
     assert "from PyPI" in page.text
+    # the listing counts each target's PyPI packages beside its conda ones
+    row = page.text.split(f'id="lock-{old["id"][:12]}"', 1)[1].split("</tr>", 1)[0]
+    conda = len(old["targets"]["linux-64"]["packages"])
+    pypi = len(old["targets"]["linux-64"]["pypi_packages"])
+    assert f"linux-64 ({conda} + {pypi} PyPI)" in row
 
     print_locks(found, "http://testserver")
     assert "pure-dep 1.0 (PyPI)" in capsys.readouterr().out

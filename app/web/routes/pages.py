@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import ArchiveEntry, LockArchive, LockPackage, LockRequest
+from app.db.models import ArchiveEntry, LockArchive, LockPackage, LockPyPIPackage, LockRequest
 from app.errors import InputError
 from app.locks.search import Page, search_locks
 from app.web.deps import SessionDep, SettingsDep
@@ -47,6 +47,13 @@ def listing_facts(session: Session, items: list[dict[str, Any]]) -> None:
         .group_by(LockPackage.lock_id, LockPackage.target)
     ):
         per_target.setdefault(lock_id, {})[target] = count
+    pypi: dict[str, dict[str, int]] = {}
+    for lock_id, target, count in session.execute(
+        select(LockPyPIPackage.lock_id, LockPyPIPackage.target, func.count())
+        .where(LockPyPIPackage.lock_id.in_(ids))
+        .group_by(LockPyPIPackage.lock_id, LockPyPIPackage.target)
+    ):
+        pypi.setdefault(lock_id, {})[target] = count
     states: dict[str, dict[str, int]] = {i: {"total": 0} for i in ids}
     for lock_id, state, count in session.execute(
         select(
@@ -81,6 +88,7 @@ def listing_facts(session: Session, items: list[dict[str, Any]]) -> None:
         lock_id = item["id"]
         item["title"] = titles.get(lock_id) or named.get(lock_id) or item.get("name")
         item["packages"] = per_target.get(lock_id, {})
+        item["pypi_packages"] = pypi.get(lock_id, {})
         item["package_count"] = states[lock_id]["total"]
         item["archive"] = _archive_state(states[lock_id], runs.get(lock_id))
 
