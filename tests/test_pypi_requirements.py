@@ -150,3 +150,24 @@ def test_vcs_subdirectory_is_kept_for_the_resolver() -> None:
     assert uv_requirement(named) == uv_requirement(line)
     with pytest.raises(InputError, match="plain relative path"):
         one("git+https://github.com/org/mono.git#egg=x&subdirectory=../../etc")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "git+https://github.com/a/b@v1#subdirectory=x\n-r /etc/passwd",
+        "requests\n--find-links https://evil.example/",
+        "requests\x00",
+        "git+https://github.com/a/b@v1#egg=b&subdirectory=x y",
+    ],
+)
+def test_a_line_cannot_smuggle_another_line_to_uv(text: str) -> None:
+    with pytest.raises(InputError) as caught:
+        parse_pip_section([text], LOC)
+    assert caught.value.loc == [*LOC, 0]
+
+
+def test_a_url_urlsplit_cannot_read_is_a_422_not_a_500() -> None:
+    for text in ("--index-url http://[x", "thing @ http://[::1/x.whl", "git+https://[x/y.git"):
+        with pytest.raises(InputError):
+            parse_pip_section([text], LOC)

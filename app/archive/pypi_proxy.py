@@ -35,7 +35,7 @@ from app.config import Settings
 from app.core.pypi_spec import PyPIPolicy, index_refusal
 from app.db.models import PyPIFile
 from app.db.session import insert_ignore, session_scope
-from app.locks.pypi_records import LockedPyPIPackage
+from app.locks.pypi_records import InvalidPyPIPackage, LockedPyPIPackage, is_plain_filename
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def parse_page(page_url: str, body: bytes, content_type: str, index: str) -> lis
     if content_type.split(";")[0].strip() == JSON_TYPE:
         for item in json.loads(body).get("files", []):
             sha256 = (item.get("hashes") or {}).get("sha256")
-            if not sha256:
+            if not sha256 or not is_plain_filename(str(item.get("filename"))):
                 continue
             files.append(
                 UpstreamFile(
@@ -125,6 +125,8 @@ def parse_page(page_url: str, body: bytes, content_type: str, index: str) -> lis
         href = link.get("href") or ""
         parts = urlsplit(href)
         if not parts.fragment.startswith("sha256="):
+            continue
+        if not is_plain_filename(parts.path.rsplit("/", 1)[-1]):
             continue
         url = urljoin(page_url, href.split("#", 1)[0])
         yanked: bool | str = False
@@ -155,23 +157,37 @@ async def upstream_files(settings: Settings, project: str) -> list[UpstreamFile]
             if (refusal := index_refusal(url, policy)) is not None:
                 raise PyPIProxyError(502, f"proxied index refused: {refusal}")
             try:
-                response = await client.get(url, headers={"Accept": ACCEPT})
+                page = await _read_page(client, url)
             except httpx.HTTPError as exc:
                 raise PyPIProxyError(502, f"{url}: {type(exc).__name__}: {exc}") from exc
-            if response.status_code == 404:
+            if page is None:
                 continue
-            if response.status_code != 200:
-                raise PyPIProxyError(502, f"{url}: upstream answered HTTP {response.status_code}")
+            page_url, body, content_type = page
             try:
-                return parse_page(
-                    str(response.url),
-                    response.content,
-                    response.headers.get("content-type", ""),
-                    index,
-                )
-            except ValueError as exc:
-                raise PyPIProxyError(502, f"{url}: unreadable project page: {exc}") from exc
+                return parse_page(page_url, body, content_type, index)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise PyPIProxyError(502, f"{url}: unreadable project page: {exc!r}") from exc
     return None
+
+
+#: Bytes of one upstream project page read at most (PyPI's largest are a few MB).
+MAX_PROJECT_PAGE = 32 * 1024 * 1024
+
+
+async def _read_page(client: httpx.AsyncClient, url: str) -> tuple[str, bytes, str] | None:
+    """(final URL, body, content type) of a project page, None when upstream has none;
+    streamed, and refused past MAX_PROJECT_PAGE bytes."""
+    async with client.stream("GET", url, headers={"Accept": ACCEPT}) as response:
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise PyPIProxyError(502, f"{url}: upstream answered HTTP {response.status_code}")
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_PROJECT_PAGE:
+                raise PyPIProxyError(502, f"{url}: project page over {MAX_PROJECT_PAGE} bytes")
+        return str(response.url), bytes(body), response.headers.get("content-type", "")
 
 
 def _record(file: UpstreamFile, size: int, info: Any) -> None:
@@ -228,5 +244,8 @@ async def fetch_file(settings: Settings, sha256: str, filename: str) -> bool:
             )
         except FetchError as exc:
             raise PyPIProxyError(502, str(exc)) from exc
-    await run_in_threadpool(_record, match, info.size, info)
+    try:
+        await run_in_threadpool(_record, match, info.size, info)
+    except InvalidPyPIPackage as exc:  # a name or version the index should not list
+        raise PyPIProxyError(502, f"{match.url}: not recorded: {exc}") from exc
     return True

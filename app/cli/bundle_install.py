@@ -55,7 +55,21 @@ def unpack(bundle: Path, into: Path) -> tuple[Path, dict[str, Any], str]:
 
 
 def check_files(root: Path, data: dict[str, Any]) -> None:
-    """Every file the target installs is in the bundle, with the lock's sha256 and size."""
+    """Every file the target installs is in the bundle, with the lock's sha256 and size.
+
+    The names come from the bundle's own lock.json: each is checked to be a plain file
+    name (and subdir) before it is joined to a path."""
+    from app.core.filenames import check_package_filename, check_subdir
+    from app.locks.pypi_records import InvalidPyPIPackage, LockedPyPIPackage
+
+    try:
+        for package in data["packages"]:
+            check_package_filename(package["filename"])
+            check_subdir(package["subdir"])
+        for package in data.get("pypi_packages") or []:
+            LockedPyPIPackage.from_canonical(package)
+    except (InvalidPyPIPackage, ValueError, KeyError, TypeError) as exc:
+        raise BundleRefused(f"the bundle's lock.json names a file it cannot hold: {exc}") from exc
     expected = [
         (root / "channel" / p["subdir"] / p["filename"], p["sha256"], p["size"])
         for p in data["packages"]

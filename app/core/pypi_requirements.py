@@ -39,6 +39,9 @@ _INDEX_OPTIONS = {"--index-url": "index", "-i": "index", "--extra-index-url": "e
 _FILE_OPTIONS = ("-r ", "--requirement ", "--requirement=", "-c ", "--constraint ", "--constraint=")
 _EGG = re.compile(r"(?:^|&)egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
 _SUBDIRECTORY = re.compile(r"(?:^|&)subdirectory=([^&]+)")
+#: What no pip line may hold: uv reads the lines as a requirements file.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PLAIN_PATH = re.compile(r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$")
 
 
 @dataclass(frozen=True)
@@ -90,17 +93,26 @@ def parse_pip_section(items: object, loc: list[str | int]) -> PipSection:
         if not isinstance(item, str) or not item.strip():
             raise InputError(where, f"a pip requirement must be a non-empty string, not {item!r}")
         text = item.strip()
-        option = _index_option(text, where)
-        if option is not None:
-            which, url = option
-            if which == "index":
-                if index_url is not None and index_url != url:
-                    raise InputError(where, f"a second --index-url ({url}); pip takes only one")
-                index_url = url
-            elif url not in extras:
-                extras.append(url)
-            continue
-        lines.append(parse_pip_line(text, where))
+        if _CONTROL.search(text):
+            # uv reads the requirements as a file: a line break would smuggle in a line
+            # of its own (`-r /etc/passwd`, `--find-links`), which no check here saw.
+            raise InputError(where, f"{text!r}: a pip line cannot hold line breaks or NUL")
+        try:
+            option = _index_option(text, where)
+            if option is None:
+                lines.append(parse_pip_line(text, where))
+                continue
+        except InputError:
+            raise
+        except ValueError as exc:  # urlsplit: "Invalid IPv6 URL" and the like
+            raise InputError(where, f"{text!r} is not a requirement pip can read: {exc}") from exc
+        which, url = option
+        if which == "index":
+            if index_url is not None and index_url != url:
+                raise InputError(where, f"a second --index-url ({url}); pip takes only one")
+            index_url = url
+        elif url not in extras:
+            extras.append(url)
     return PipSection(tuple(lines), index_url, tuple(extras))
 
 
@@ -199,7 +211,10 @@ def _vcs_line(text: str, url: str, vcs: str, editable: bool, where: list[str | i
     name = canonicalize_name(egg.group(1)) if egg else None
     found = _SUBDIRECTORY.search(fragment)
     subdirectory = found.group(1).strip("/") if found else None
-    if subdirectory and any(part in ("", ".", "..") for part in subdirectory.split("/")):
+    if subdirectory and (
+        not _PLAIN_PATH.match(subdirectory)
+        or any(part in (".", "..") for part in subdirectory.split("/"))
+    ):
         raise InputError(where, f"{text!r}: subdirectory must be a plain relative path")
     ref_of = VcsRef(vcs, repository, ref or None, subdirectory)
     return PipLine("vcs", text, name, None, vcs=ref_of, editable=editable)

@@ -124,7 +124,11 @@ def build_pypi_spec(
         if not isinstance(indexes, list) or not all(isinstance(i, str) for i in indexes):
             raise InputError(index_loc, "pypi_indexes must be a list of index URLs")
         for i, url in enumerate(indexes):
-            if urlsplit(url).scheme not in ("http", "https"):
+            try:
+                scheme = urlsplit(url).scheme
+            except ValueError as exc:  # "Invalid IPv6 URL" and the like
+                raise InputError([*index_loc, i], f"{url!r} is not a URL: {exc}") from exc
+            if scheme not in ("http", "https") or any(ord(c) < 32 for c in url):
                 raise InputError([*index_loc, i], f"{url!r}: an index must be an http(s) URL")
             chosen.append(url.strip().rstrip("/"))
     if section is not None:

@@ -37,7 +37,7 @@ from app.core.channels import ChannelError, fetch_refusal, is_allowed, normalise
 from app.core.filenames import upstream_record_problem
 from app.core.pypi_spec import PyPIPolicy, index_refusal
 from app.locks.formats.entries import Entry, LineError, ParsedFile, PyPIEntry, subdir_of
-from app.locks.pypi_records import LockedPyPIPackage
+from app.locks.pypi_records import InvalidPyPIPackage, LockedPyPIPackage
 from app.locks.store import LockedRecord, LockedTarget
 from app.solve.pypi_lock import core_metadata, pypi_proxy
 
@@ -360,18 +360,21 @@ def _check_pypi_entry(
         if metadata is not None:  # the file's own metadata, as a solve records it
             requires_python = metadata.get("Requires-Python") or requires_python
             requires = tuple(metadata.get_all("Requires-Dist") or ())
-        package = LockedPyPIPackage(
-            name=str(project),
-            version=entry.version,
-            url=entry.url,
-            filename=listed.filename or filename,
-            sha256=listed.sha256.lower(),
-            size=size,
-            requires_python=requires_python,
-            requires=tuple(requires),
-            kind="index",
-            index=index,
-        )
+        try:
+            package = LockedPyPIPackage(
+                name=str(project),
+                version=entry.version,
+                url=entry.url,
+                filename=listed.filename or filename,
+                sha256=listed.sha256.lower(),
+                size=size,
+                requires_python=requires_python,
+                requires=tuple(requires),
+                kind="index",
+                index=index,
+            )
+        except InvalidPyPIPackage as exc:  # a version or file name no index would list
+            raise LineError(entry.line, str(exc), entry.url) from exc
         return package, page
     raise LineError(
         entry.line,

@@ -16,11 +16,34 @@ what was asked and what it resolved to.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from app.core.canonical import canonical_json
+
+#: A PEP 503 normalised name.
+_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+#: A distribution file's name: plain (it becomes a path in the archive, a bundle and an
+#: install), and a wheel or an sdist.
+_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.(?:whl|tar\.gz|zip|tar\.bz2|tgz)$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: A version as an index writes it (not always normalised: `1.0.0-rc1`), with no space,
+#: line break or other character a requirements line could be split on.
+_SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_-]*$")
+
+
+def is_plain_filename(filename: str) -> bool:
+    """A wheel or sdist name that is safe as a path component and a requirements token."""
+    return bool(_FILENAME.match(filename))
+
+
+class InvalidPyPIPackage(ValueError):
+    """A PyPI package whose name, version, filename or hash could not have come from an
+    index: from a hostile lockfile, it would reach a requirements file or a path."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +59,23 @@ class LockedPyPIPackage:
     kind: str = "index"  # index | url | vcs
     index: str | None = None
     vcs: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        # Each of these is written into requirements files (`name==version --hash=…`),
+        # tar member names and install paths: none may carry a line break or a path.
+        if not _NAME.match(self.name):
+            raise InvalidPyPIPackage(f"{self.name!r} is not a normalised PyPI name")
+        try:
+            if str(Version(self.version)) != self.version and not _SAFE_VERSION.match(self.version):
+                raise InvalidVersion(self.version)
+        except InvalidVersion:
+            raise InvalidPyPIPackage(
+                f"{self.name}: {self.version!r} is not a PEP 440 version"
+            ) from None
+        if not _FILENAME.match(self.filename):
+            raise InvalidPyPIPackage(f"{self.name}: {self.filename!r} is not a plain file name")
+        if not _SHA256.match(self.sha256):
+            raise InvalidPyPIPackage(f"{self.name}: {self.sha256!r} is not a sha256")
 
     def canonical(self) -> dict[str, Any]:
         return {

@@ -45,7 +45,7 @@ from app.core.pypi_spec import (
     vcs_refusal,
 )
 from app.core.targets import Target
-from app.locks.pypi_records import LockedPyPIPackage
+from app.locks.pypi_records import InvalidPyPIPackage, LockedPyPIPackage
 from app.locks.store import LockedTarget
 from app.solve.pypi import PyPIFailure, PyPIPackage, PyPIRequest, resolve
 from app.solve.pypi_names import held_versions
@@ -177,6 +177,12 @@ def resolve_target(
                 failure.kind,
                 f"target {target.name}: {failure.message}",
                 {"target": target.name, "stage": "pypi", "explanation": failure.message},
+            ) from None
+        except InvalidPyPIPackage as exc:  # an index listing a name or file no index should
+            raise SolveFailure(
+                "index",
+                f"target {target.name}: the index gave {exc}",
+                {"target": target.name, "stage": "pypi"},
             ) from None
 
 

@@ -125,14 +125,20 @@ def git_environment(
 
 def fetch_commit(git: GitRunner, source: VcsSource) -> None:
     """The commit, fetched as cheaply as the server allows, into FETCH_HEAD only."""
+    # Every URL and ref after `--end-of-options`: a ref like `--upload-pack=…` stays a ref.
     attempts = [
-        ["--depth", "1", source.url, source.commit],  # smart HTTP (GitHub, GitLab)
-        [source.url, source.commit],  # dumb HTTP, which has no shallow fetches
+        ["--depth", "1", "--end-of-options", source.url, source.commit],  # smart HTTP
+        ["--end-of-options", source.url, source.commit],  # dumb HTTP: no shallow fetches
     ]
     if source.requested_revision:  # a server that gives no unadvertised commit
-        attempts.append([source.url, source.requested_revision])
+        attempts.append(["--end-of-options", source.url, source.requested_revision])
     attempts.append(
-        [source.url, "+refs/heads/*:refs/fetched/heads/*", "+refs/tags/*:refs/fetched/tags/*"]
+        [
+            "--end-of-options",
+            source.url,
+            "+refs/heads/*:refs/fetched/heads/*",
+            "+refs/tags/*:refs/fetched/tags/*",
+        ]
     )
     errors = []
     for arguments in attempts:
