@@ -5,6 +5,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     CONDARCHIVE_DATA_DIR=/data CONDARCHIVE_HOST=0.0.0.0
 WORKDIR /srv/condarchive
 
+# git: workers resolve and archive `git+https://…` PyPI requirements (uv runs it too).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY workers ./workers
