@@ -12,16 +12,18 @@ archive is requested; app/archive/pypi_run.py when a worker archives it).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.archive.blobs import BlobInfo
-from app.db.models import Blob, LockPyPIPackage, PyPIArchiveEntry, PyPIFile, utcnow
-from app.db.session import insert_ignore, write_committed
-
-_ENTRIES = PyPIArchiveEntry.__table__
+from app.archive.entry_leases import (
+    claim_entries,
+    mark_entry_archived,
+    mark_entry_failed,
+    renew_entries,
+)
+from app.db.models import LockPyPIPackage, PyPIArchiveEntry, PyPIFile, utcnow
+from app.db.session import insert_ignore
 
 
 def lock_pypi_ids(session: Session, lock_id: str) -> list[int]:
@@ -96,81 +98,21 @@ def pending_pypi_entries(session: Session, lock_id: str) -> list[PyPIArchiveEntr
 
 
 def claim_pypi(session: Session, ids: list[int], owner: str, lease: float) -> set[int]:
-    """Hold pending entries for `lease` seconds, except those another worker holds. Commits."""
-    now = utcnow()
-    claimed: set[int] = set()
-    for start in range(0, len(ids), 500):
-        held = session.connection().scalars(
-            update(_ENTRIES)
-            .where(
-                PyPIArchiveEntry.pypi_package_id.in_(ids[start : start + 500]),
-                PyPIArchiveEntry.state == "pending",
-                or_(
-                    PyPIArchiveEntry.lease_until.is_(None),
-                    PyPIArchiveEntry.lease_until < now,
-                    PyPIArchiveEntry.lease_owner == owner,
-                ),
-            )
-            .values(
-                lease_owner=owner,
-                lease_until=now + timedelta(seconds=lease),
-                attempts=PyPIArchiveEntry.attempts + 1,
-                updated_at=now,
-            )
-            .returning(PyPIArchiveEntry.pypi_package_id)
-        )
-        claimed.update(held)
-    session.commit()
-    return claimed
+    """Hold pending PyPI entries for `lease` seconds (:func:`claim_entries`). Commits."""
+    return claim_entries(session, PyPIArchiveEntry.pypi_package_id, ids, owner, lease)
 
 
 def renew_pypi(session: Session, ids: list[int], owner: str, lease: float) -> None:
-    if not ids:
-        return
-    write_committed(
-        session,
-        update(_ENTRIES)
-        .where(PyPIArchiveEntry.pypi_package_id.in_(ids), PyPIArchiveEntry.lease_owner == owner)
-        .values(lease_until=utcnow() + timedelta(seconds=lease)),
-    )
+    renew_entries(session, PyPIArchiveEntry.pypi_package_id, ids, owner, lease)
 
 
 def mark_pypi_archived(session: Session, pypi_package_id: int, info: BlobInfo) -> None:
     """Called only once the blob is in the store: its blobs row, then the entry. Commits."""
-    insert_ignore(
-        session,
-        Blob,
-        [{"sha256": info.sha256, "md5": info.md5, "size": info.size, "stored_at": utcnow()}],
-    )
-    now = utcnow()
-    write_committed(
-        session,
-        update(_ENTRIES)
-        .where(PyPIArchiveEntry.pypi_package_id == pypi_package_id)
-        .values(
-            state="archived",
-            reason=None,
-            blob_sha256=info.sha256,
-            archived_at=now,
-            updated_at=now,
-            lease_owner=None,
-            lease_until=None,
-        ),
-    )
+    mark_entry_archived(session, PyPIArchiveEntry.pypi_package_id, pypi_package_id, info)
 
 
 def mark_pypi_failed(session: Session, pypi_package_id: int, reason: str) -> None:
-    write_committed(
-        session,
-        update(_ENTRIES)
-        .where(
-            PyPIArchiveEntry.pypi_package_id == pypi_package_id,
-            PyPIArchiveEntry.state == "pending",
-        )
-        .values(
-            state="failed", reason=reason, updated_at=utcnow(), lease_owner=None, lease_until=None
-        ),
-    )
+    mark_entry_failed(session, PyPIArchiveEntry.pypi_package_id, pypi_package_id, reason)
 
 
 def request_pypi_archive(session: Session, lock_id: str, retry_failed: bool) -> None:

@@ -20,6 +20,12 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.archive.blobs import BlobInfo, BlobStore
+from app.archive.entry_leases import (
+    claim_entries,
+    mark_entry_archived,
+    mark_entry_failed,
+    renew_entries,
+)
 from app.archive.naming import channel_name
 from app.archive.pypi_state import lock_pypi_bytes, request_pypi_archive
 from app.db.models import (
@@ -31,7 +37,7 @@ from app.db.models import (
     PyPIArchiveEntry,
     utcnow,
 )
-from app.db.session import insert_ignore, write_committed
+from app.db.session import insert_ignore
 from app.locks.store import LockedRecord
 from app.queue.send import send_archive_task
 
@@ -164,51 +170,13 @@ def pending_entries(session: Session, lock_id: str) -> list[ArchiveEntry]:
     )
 
 
-_ENTRIES = ArchiveEntry.__table__
-
-
 def claim(session: Session, package_ids: list[int], owner: str, lease: float) -> set[int]:
-    """Hold pending entries for `lease` seconds, except those another worker holds.
-
-    One UPDATE per 500 entries and one COMMIT for them all, through Core (see
-    :func:`app.db.session.write_committed`); returns the ids this worker now holds.
-    """
-    now = utcnow()
-    claimed: set[int] = set()
-    for start in range(0, len(package_ids), 500):
-        held = session.connection().scalars(
-            update(_ENTRIES)
-            .where(
-                ArchiveEntry.package_id.in_(package_ids[start : start + 500]),
-                ArchiveEntry.state == "pending",
-                or_(
-                    ArchiveEntry.lease_until.is_(None),
-                    ArchiveEntry.lease_until < now,
-                    ArchiveEntry.lease_owner == owner,
-                ),
-            )
-            .values(
-                lease_owner=owner,
-                lease_until=now + timedelta(seconds=lease),
-                attempts=ArchiveEntry.attempts + 1,
-                updated_at=now,
-            )
-            .returning(ArchiveEntry.package_id)
-        )
-        claimed.update(held)
-    session.commit()
-    return claimed
+    """Hold pending conda entries for `lease` seconds (:func:`claim_entries`). Commits."""
+    return claim_entries(session, ArchiveEntry.package_id, package_ids, owner, lease)
 
 
 def renew(session: Session, package_ids: list[int], owner: str, lease: float) -> None:
-    if not package_ids:
-        return
-    write_committed(
-        session,
-        update(_ENTRIES)
-        .where(ArchiveEntry.package_id.in_(package_ids), ArchiveEntry.lease_owner == owner)
-        .values(lease_until=utcnow() + timedelta(seconds=lease)),
-    )
+    renew_entries(session, ArchiveEntry.package_id, package_ids, owner, lease)
 
 
 def stored_blob(session: Session, store: BlobStore, sha256: str) -> BlobInfo | None:
@@ -222,33 +190,9 @@ def stored_blob(session: Session, store: BlobStore, sha256: str) -> BlobInfo | N
     return store.hash_blob(sha256)
 
 
-def record_blob(session: Session, info: BlobInfo) -> None:
-    """The blobs row, once: two workers storing the same file both end here harmlessly."""
-    insert_ignore(
-        session,
-        Blob,
-        [{"sha256": info.sha256, "md5": info.md5, "size": info.size, "stored_at": utcnow()}],
-    )
-
-
 def mark_archived(session: Session, package_id: int, info: BlobInfo) -> None:
     """Called only once the blob is in the store. Commits."""
-    record_blob(session, info)
-    now = utcnow()
-    write_committed(
-        session,
-        update(_ENTRIES)
-        .where(ArchiveEntry.package_id == package_id)
-        .values(
-            state="archived",
-            reason=None,
-            blob_sha256=info.sha256,
-            archived_at=now,
-            updated_at=now,
-            lease_owner=None,
-            lease_until=None,
-        ),
-    )
+    mark_entry_archived(session, ArchiveEntry.package_id, package_id, info)
 
 
 def record_proxied(session: Session, record: dict[str, Any], info: BlobInfo) -> None:
@@ -275,14 +219,7 @@ def record_proxied(session: Session, record: dict[str, Any], info: BlobInfo) -> 
 
 
 def mark_failed(session: Session, package_id: int, reason: str) -> None:
-    write_committed(
-        session,
-        update(_ENTRIES)
-        .where(ArchiveEntry.package_id == package_id, ArchiveEntry.state == "pending")
-        .values(
-            state="failed", reason=reason, updated_at=utcnow(), lease_owner=None, lease_until=None
-        ),
-    )
+    mark_entry_failed(session, ArchiveEntry.package_id, package_id, reason)
 
 
 def set_run(session: Session, lock_id: str, status: str) -> None:
