@@ -23,6 +23,7 @@ from tests.support import service as service_module
 from tests.support.channel_server import ChannelServer
 from tests.support.inprocess import InProcessClient, InProcessService
 from tests.support.packages import build_channel
+from tests.support.pypi_world import PyPIWorld, pypi_world
 from tests.support.service import (
     POSTGRES_ADMIN_URL,
     REDIS_URL,
@@ -204,3 +205,24 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.skip(f"real channel data not found at {REALDATA} (../shared/realdata is absent)")
     return REALDATA
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
+    """A conda channel with Python and a PyPI index beside it (tests/support/pypi_world.py),
+    one per test module."""
+    with pypi_world(tmp_path_factory.mktemp("pypi-world")) as world:
+        yield world
+
+
+@pytest.fixture(scope="module")
+def pypi_api(
+    tmp_path_factory: pytest.TempPathFactory, world: PyPIWorld
+) -> Iterator[InProcessClient]:
+    """An in-process service allowed to use `world`'s channel and index."""
+    service = InProcessService(
+        tmp_path_factory.mktemp("pypi-service"), world.channels.url, **world.settings()
+    )
+    with service.client() as http:
+        yield http
+    service.close()

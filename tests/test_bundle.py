@@ -17,14 +17,8 @@ import pytest
 
 from tests.support.archive import prefix_records, solve_and_install, wait_archive
 from tests.support.inprocess import InProcessClient, InProcessService
-from tests.support.pypi_world import PyPIWorld, pypi_world
+from tests.support.pypi_world import PyPIWorld
 from tests.support.service import wait_for_solve
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("bundle-world")) as world:
-        yield world
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import start_service, stop_service
 from tests.support.archive import wait_archive
-from tests.support.pypi_world import PyPIWorld, pypi_world
+from tests.support.pypi_world import PyPIWorld
 from tests.support.service import Service, wait_for_solve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +34,6 @@ def condarchive(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str
         cwd=cwd,
         timeout=300,
     )
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("bundle-cli")) as world:
-        yield world
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from dockerfile_parse import DockerfileParser
 
 from app.locks.dockerfile import BASE_IMAGE
 from tests.support.inprocess import InProcessClient, InProcessService
-from tests.support.pypi_world import PyPIWorld, pypi_world
+from tests.support.pypi_world import PyPIWorld
 from tests.support.solving import solve_environment, solve_lock
 
 PUBLIC_URL = "https://archive.example.org"
@@ -103,12 +103,6 @@ def test_target_choice(api: InProcessClient, conda_lock: str) -> None:
 
 
 # --- with a PyPI part, archived: every URL of the recipe answers ----------------------------
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("dockerfile-world")) as world:
-        yield world
 
 
 @pytest.fixture(scope="module")

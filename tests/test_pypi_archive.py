@@ -13,16 +13,10 @@ from typing import Any
 import pytest
 
 from tests.support.inprocess import InProcessClient, InProcessService, _swap_environment
-from tests.support.pypi_world import PyPIWorld, pypi_world
+from tests.support.pypi_world import PyPIWorld
 from tests.support.service import wait_for_solve
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("pypi-archive-world")) as world:
-        yield world
 
 
 @pytest.fixture(scope="module")

@@ -13,17 +13,11 @@ import httpx
 import pytest
 
 from tests.conftest import start_service, stop_service
-from tests.support.pypi_world import PyPIWorld, pypi_world
+from tests.support.pypi_world import PyPIWorld
 from tests.support.service import Service
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.process
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("pypi-cli")) as world:
-        yield world
 
 
 @pytest.fixture(scope="module")

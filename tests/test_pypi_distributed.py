@@ -10,16 +10,10 @@ import httpx
 import pytest
 
 from tests.conftest import REDIS_URL, start_service, stop_service
-from tests.support.pypi_world import PyPIWorld, pypi_world
+from tests.support.pypi_world import PyPIWorld
 from tests.support.service import Service, wait_for_solve
 
 pytestmark = [pytest.mark.distributed, pytest.mark.process]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("pypi-dist")) as world:
-        yield world
 
 
 @pytest.fixture(scope="module")

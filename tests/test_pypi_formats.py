@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,37 +16,10 @@ import pytest
 import rattler
 import yaml
 
-from tests.support.inprocess import InProcessClient, InProcessService
-from tests.support.pypi_world import PyPIWorld, pypi_world
-from tests.support.service import wait_for_solve
+from tests.support.inprocess import InProcessClient
+from tests.support.pypi_world import PyPIWorld, lock_of
 
 TARGETS = ["linux-64", "osx-arm64"]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("pypi-world")) as world:
-        yield world
-
-
-@pytest.fixture(scope="module")
-def pypi_api(
-    tmp_path_factory: pytest.TempPathFactory, world: PyPIWorld
-) -> Iterator[InProcessClient]:
-    service = InProcessService(
-        tmp_path_factory.mktemp("pypi-service"), world.channels.url, **world.settings()
-    )
-    with service.client() as http:
-        yield http
-    service.close()
-
-
-def lock_of(api: InProcessClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post("/api/v1/solves", json=body)
-    assert response.status_code in (200, 202), response.text
-    job = wait_for_solve(api, response.json()["id"])
-    assert job["status"] == "succeeded", job.get("error")
-    return api.get(f"/api/v1/locks/{job['lock_id']}").json()
 
 
 @pytest.fixture(scope="module")

@@ -4,47 +4,13 @@ failure a job error of its kind (or a 422 for what the request itself gets wrong
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.inprocess import InProcessClient, InProcessService
-from tests.support.pypi_world import BETWEEN, PyPIWorld, pypi_world
-from tests.support.service import wait_for_solve
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("pypi-world")) as world:
-        yield world
-
-
-@pytest.fixture(scope="module")
-def pypi_api(
-    tmp_path_factory: pytest.TempPathFactory, world: PyPIWorld
-) -> Iterator[InProcessClient]:
-    service = InProcessService(
-        tmp_path_factory.mktemp("pypi-service"), world.channels.url, **world.settings()
-    )
-    with service.client() as http:
-        yield http
-    service.close()
-
-
-def solve(api: InProcessClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post("/api/v1/solves", json=body)
-    assert response.status_code in (200, 202), response.text
-    return wait_for_solve(api, response.json()["id"])
-
-
-def lock_of(api: InProcessClient, body: dict[str, Any]) -> dict[str, Any]:
-    job = solve(api, body)
-    assert job["status"] == "succeeded", job.get("error")
-    response = api.get(f"/api/v1/locks/{job['lock_id']}")
-    assert response.status_code == 200
-    return response.json()
+from tests.support.inprocess import InProcessClient
+from tests.support.pypi_world import BETWEEN, PyPIWorld, lock_of, solve_job
 
 
 def by_name(target: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -110,7 +76,7 @@ def test_a_lock_without_pypi_part_has_no_pypi_fields_in_its_id(
 def test_unsatisfiable_pypi_requirement_is_a_job_error(
     pypi_api: InProcessClient, world: PyPIWorld
 ) -> None:
-    job = solve(
+    job = solve_job(
         pypi_api, {"environment": world.environment("future-only"), "targets": ["linux-64"]}
     )
     assert job["status"] == "failed"
@@ -123,7 +89,7 @@ def test_no_python_in_the_conda_solution_fails_clearly(
     pypi_api: InProcessClient, world: PyPIWorld
 ) -> None:
     environment = world.environment("pure-dep", conda=("zlib-lite",))
-    job = solve(pypi_api, {"environment": environment, "targets": ["linux-64"]})
+    job = solve_job(pypi_api, {"environment": environment, "targets": ["linux-64"]})
     assert job["status"] == "failed"
     assert job["error"]["kind"] == "unsatisfiable"
     assert "no python package" in job["error"]["message"]
@@ -140,7 +106,7 @@ def test_missing_package_index_unreachable_is_an_index_error(
         "pypi_indexes": [f"{world.index.base_url}/nothing-here"],
         "targets": ["linux-64"],
     }
-    job = solve(pypi_api, body)
+    job = solve_job(pypi_api, body)
     assert job["status"] == "failed"
     assert job["error"]["kind"] in ("index", "unsatisfiable"), job["error"]
 
@@ -218,7 +184,7 @@ def test_uv_reaches_only_allowed_hosts(
     with elsewhere.serving():
         world.index.files_elsewhere = elsewhere.base_url
         try:
-            job = solve(
+            job = solve_job(
                 pypi_api,
                 {"environment": world.environment("pure-dep==1.0"), "targets": ["linux-64"]},
             )

@@ -17,14 +17,7 @@ from app.web.lock_page import page_context
 from app.web.templating import render_page
 from tests.support.browser import find_chromium, screenshot
 from tests.support.inprocess import InProcessClient, InProcessService
-from tests.support.pypi_world import BETWEEN, PyPIWorld, pypi_world
-from tests.support.service import wait_for_solve
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("pypi-pages-world")) as world:
-        yield world
+from tests.support.pypi_world import BETWEEN, PyPIWorld, lock_of
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +28,6 @@ def api(tmp_path_factory: pytest.TempPathFactory, world: PyPIWorld) -> Iterator[
     with service.client() as http:
         yield http
     service.close()
-
-
-def lock_of(api: InProcessClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post("/api/v1/solves", json=body)
-    assert response.status_code in (200, 202), response.text
-    job = wait_for_solve(api, response.json()["id"])
-    assert job["status"] == "succeeded", job.get("error")
-    return api.get(f"/api/v1/locks/{job['lock_id']}").json()
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,7 @@ from app.solve.pypi_lock import _proxies
 from app.solve.pypi_vcs import make_source_archive
 from tests.support.git_server import GitServer, make_project_repo
 from tests.support.inprocess import InProcessClient, InProcessService
-from tests.support.pypi_world import PyPIWorld, pypi_world
-from tests.support.service import wait_for_solve
+from tests.support.pypi_world import PyPIWorld, lock_of, pypi_world, solve_job
 
 
 @dataclass
@@ -69,20 +68,6 @@ def service(
 def api(service: InProcessService) -> Iterator[InProcessClient]:
     with service.client() as http:
         yield http
-
-
-def solve(api: InProcessClient, body: dict[str, Any]) -> dict[str, Any]:
-    response = api.post("/api/v1/solves", json=body)
-    assert response.status_code in (200, 202), response.text
-    return wait_for_solve(api, response.json()["id"])
-
-
-def lock_of(api: InProcessClient, body: dict[str, Any]) -> dict[str, Any]:
-    job = solve(api, body)
-    assert job["status"] == "succeeded", job.get("error")
-    response = api.get(f"/api/v1/locks/{job['lock_id']}")
-    assert response.status_code == 200
-    return response.json()
 
 
 def pypi_of(lock: dict[str, Any], target: str = "linux-64") -> dict[str, dict[str, Any]]:
@@ -202,7 +187,7 @@ def test_a_redirect_to_a_host_not_allowed_is_refused_by_the_proxy(
 
     before = len(gitworld.elsewhere.requests)
     environment = gitworld.world.environment(f"git+{moved}@v1.0#egg=gitpkg")
-    job = solve(api, {"environment": environment, "targets": ["linux-64"]})
+    job = solve_job(api, {"environment": environment, "targets": ["linux-64"]})
     assert job["status"] == "failed"
     assert job["error"]["kind"] in ("index", "resolver"), job["error"]
     assert len(gitworld.elsewhere.requests) == before, "git reached a host not allowed"

@@ -15,7 +15,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from tests.support.inprocess import InProcessClient, InProcessService
-from tests.support.pypi_world import PyPIWorld, pypi_world
+from tests.support.pypi_world import PyPIWorld
 from tests.support.solving import solve_environment, solve_lock
 
 
@@ -112,12 +112,6 @@ def test_sbom_prefix_redirects_and_unknown_target_lists_the_choices(
 
 #: The same links before and after a restart (an in-process service's port is random).
 PUBLIC_URL = "https://archive.example.org"
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("sbom-pypi-world")) as world:
-        yield world
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from app.locks.tree import dependency_tree, render_inverted, render_tree
-from tests.support.inprocess import InProcessClient, InProcessService
-from tests.support.pypi_world import PyPIWorld, pypi_world
+from tests.support.inprocess import InProcessClient
+from tests.support.pypi_world import PyPIWorld
 from tests.support.service import ROOT, Service
 from tests.support.solving import solve_environment, solve_lock
 
@@ -71,24 +70,6 @@ def test_tree_api_has_requires_required_by_and_requested_by(
 
 
 # --- PyPI requirements are edges too, to conda packages that provide them ------------------
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyPIWorld]:
-    with pypi_world(tmp_path_factory.mktemp("tree-world")) as world:
-        yield world
-
-
-@pytest.fixture(scope="module")
-def pypi_api(
-    tmp_path_factory: pytest.TempPathFactory, world: PyPIWorld
-) -> Iterator[InProcessClient]:
-    service = InProcessService(
-        tmp_path_factory.mktemp("tree-service"), world.channels.url, **world.settings()
-    )
-    with service.client() as http:
-        yield http
-    service.close()
 
 
 def test_pypi_edges_and_a_repeated_subtree(pypi_api: InProcessClient, world: PyPIWorld) -> None:

@@ -15,10 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from tests.support.channel_server import ChannelServer
 from tests.support.packages import PackageSpec, backdate_index, build_channel
 from tests.support.pypi_index import PyPIIndex
+from tests.support.service import wait_for_solve
 
 OLD = datetime(2024, 1, 1, tzinfo=UTC)
 NEW = datetime(2025, 1, 1, tzinfo=UTC)
@@ -100,3 +104,19 @@ def pypi_world(root: Path) -> Iterator[PyPIWorld]:
     build_index(index)
     with ChannelServer(root / "channels") as channels, index.serving():
         yield PyPIWorld(channels, index)
+
+
+def solve_job(api: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a solve and wait for its job to end (succeeded or failed)."""
+    response = api.post("/api/v1/solves", json=body)
+    assert response.status_code in (200, 202), response.text
+    return wait_for_solve(api, response.json()["id"])
+
+
+def lock_of(api: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    """Solve, and return the lock's JSON (the job must succeed)."""
+    job = solve_job(api, body)
+    assert job["status"] == "succeeded", job.get("error")
+    response = api.get(f"/api/v1/locks/{job['lock_id']}")
+    assert response.status_code == 200
+    return response.json()
